@@ -1,0 +1,88 @@
+// Package storage owns the storage-engine interface and every key layout that MetaStore
+// writes into an engine (see keys.go). It knows nothing about Raft, MVCC semantics or
+// gRPC; engines (storage/pebble, later storage/rocksdb) implement Engine.
+//
+// One Engine holds everything a member keeps: the Raft log and hard state (raftlog), and
+// the state machine (mvcc, apply, membership). Sharing one engine, and so one write-ahead
+// log, means a synced write makes every earlier unsynced write durable too: the state
+// machine commits without fsync and relies on the next synced Raft append.
+package storage
+
+import "errors"
+
+// ErrNotFound is returned by Reader.Get when the key does not exist.
+var ErrNotFound = errors.New("storage: not found")
+
+// ErrClosed is returned by operations on a closed engine.
+var ErrClosed = errors.New("storage: closed")
+
+// Reader reads a consistent view: the engine's latest state, a snapshot, or a batch
+// together with its own uncommitted writes.
+type Reader interface {
+	// Get returns a copy of the value stored at key, or ErrNotFound.
+	Get(key []byte) ([]byte, error)
+	// NewIter returns an iterator over [opts.LowerBound, opts.UpperBound).
+	NewIter(opts IterOptions) (Iterator, error)
+}
+
+// IterOptions bounds an iterator. A nil bound is unbounded.
+type IterOptions struct {
+	LowerBound []byte
+	UpperBound []byte
+}
+
+// Iterator walks keys in byte order. Key and Value are valid only until the next
+// positioning call; copy them to keep them.
+type Iterator interface {
+	First() bool
+	Last() bool
+	SeekGE(key []byte) bool
+	SeekLT(key []byte) bool
+	Next() bool
+	Prev() bool
+	Valid() bool
+	Key() []byte
+	Value() []byte
+	Error() error
+	Close() error
+}
+
+// Batch collects writes that commit atomically. Reads through a Batch see the
+// batch's own writes on top of the engine's state when the batch was created.
+type Batch interface {
+	Reader
+	Set(key, value []byte) error
+	Delete(key []byte) error
+	// DeleteRange deletes every key in [start, end).
+	DeleteRange(start, end []byte) error
+	// Commit applies the batch; sync=true returns only after the write is on stable storage.
+	Commit(sync bool) error
+	// Count is the number of operations in the batch.
+	Count() uint32
+	Close() error
+}
+
+// Snapshot is a point-in-time read-only view. It must be closed.
+type Snapshot interface {
+	Reader
+	Close() error
+}
+
+// Engine is an ordered, durable key-value store.
+type Engine interface {
+	Reader
+	NewBatch() Batch
+	NewSnapshot() Snapshot
+	// Compact asks the engine to physically reclaim space for [start, end) now and
+	// returns when that is done.
+	Compact(start, end []byte) error
+	// Sync makes every committed write durable.
+	Sync() error
+	// DiskSize is the bytes the engine occupies on disk; LiveSize estimates the bytes
+	// of live data (what a rewrite would keep).
+	DiskSize() uint64
+	LiveSize() uint64
+	// Name names the engine ("pebble", "rocksdb") for logs and status.
+	Name() string
+	Close() error
+}

@@ -1,0 +1,196 @@
+package storage
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+)
+
+// Key layout. Every key written into an Engine starts with one prefix byte naming its
+// owner. The prefixes are listed here and nowhere else.
+//
+//	'H'                          raft hard state                          (raftlog)
+//	'S'                          raft snapshot metadata                   (raftlog)
+//	'L' index(8, big endian)     raft log entry                           (raftlog)
+//	'M' name                     state-machine metadata (applied index…)  (apply, mvcc, membership)
+//	'K' esc(userkey) 00 01 ^main(8) ^sub(8)
+//	                             one version of a user key, newest first  (mvcc)
+//	'R' main(8) sub(8)           revision log: which key changed at a revision (mvcc, watch)
+//	'E' …                        leases                                    (lease, later)
+//	'A' …                        auth                                      (auth, later)
+//
+// esc(userkey) replaces every 0x00 byte with 0x00 0xFF and the key is closed by 0x00 0x01,
+// so encoded keys sort exactly as user keys do and no user key's encoding is a prefix of
+// another's. ^n is the bitwise complement of n, big endian: the versions of one key sort
+// from the newest revision to the oldest, so "the newest version at or below revision R"
+// is one SeekGE to VersionKey(key, R, MaxSub).
+const (
+	PrefixRaftHardState byte = 'H'
+	PrefixRaftSnapshot  byte = 'S'
+	PrefixRaftLog       byte = 'L'
+	PrefixMeta          byte = 'M'
+	PrefixKey           byte = 'K'
+	PrefixRevision      byte = 'R'
+	PrefixLease         byte = 'E'
+	PrefixAuth          byte = 'A'
+)
+
+// MaxSub is the largest sub-revision; VersionKey(k, main, MaxSub) sorts before every
+// version of k at revision main.
+const MaxSub = int64(^uint64(0) >> 1)
+
+// StateMachinePrefixes are the prefixes whose keys make up the replicated state machine:
+// what a Raft snapshot carries and what installing one replaces.
+var StateMachinePrefixes = []byte{PrefixMeta, PrefixKey, PrefixRevision, PrefixLease, PrefixAuth}
+
+// Keys of the raft log's own state.
+var (
+	RaftHardStateKey = []byte{PrefixRaftHardState}
+	RaftSnapshotKey  = []byte{PrefixRaftSnapshot}
+)
+
+// Meta keys written by the state machine. Apply writes MetaAppliedIndex, MetaAppliedTerm
+// and MetaConfState in the same batch as the data of the entry it applied.
+var (
+	MetaAppliedIndex     = MetaKey("applied_index")     // uint64 BE
+	MetaAppliedTerm      = MetaKey("applied_term")      // uint64 BE
+	MetaConfState        = MetaKey("conf_state")        // raftpb.ConfState, protobuf
+	MetaCurrentRev       = MetaKey("current_rev")       // int64 BE: the store's revision
+	MetaCompactScheduled = MetaKey("compact_scheduled") // int64 BE: logical compaction revision
+	MetaCompactFinished  = MetaKey("compact_finished")  // int64 BE: physically finished
+	MetaMembers          = MetaKey("members")           // membership, owned by membership/apply
+	MetaAlarms           = MetaKey("alarms")            // active alarms, owned by apply
+	MetaClusterID        = MetaKey("cluster_id")        // uint64 BE
+	MetaSnapshotInstall  = MetaKey("snapshot_install")  // set while a snapshot is being installed
+)
+
+// MetaKey returns the key of the state-machine metadata entry name.
+func MetaKey(name string) []byte { return append([]byte{PrefixMeta}, name...) }
+
+// RaftLogKey returns the key of the raft log entry at index.
+func RaftLogKey(index uint64) []byte {
+	k := make([]byte, 9)
+	k[0] = PrefixRaftLog
+	binary.BigEndian.PutUint64(k[1:], index)
+	return k
+}
+
+// ParseRaftLogKey returns the index of a raft log key.
+func ParseRaftLogKey(k []byte) (uint64, error) {
+	if len(k) != 9 || k[0] != PrefixRaftLog {
+		return 0, errBadKey
+	}
+	return binary.BigEndian.Uint64(k[1:]), nil
+}
+
+var errBadKey = errors.New("storage: malformed key")
+
+// PrefixEnd returns the first key after every key that starts with prefix.
+func PrefixEnd(prefix []byte) []byte {
+	end := bytes.Clone(prefix)
+	for i := len(end) - 1; i >= 0; i-- {
+		end[i]++
+		if end[i] != 0 {
+			return end[:i+1]
+		}
+	}
+	return nil // prefix is all 0xFF: no upper bound
+}
+
+// KeyPrefix returns the prefix shared by every version of user key k:
+// 'K' esc(k) 00 01. Versions of k sort within [KeyPrefix(k), PrefixEnd(KeyPrefix(k))),
+// and KeyPrefix(a) < KeyPrefix(b) whenever a < b.
+func KeyPrefix(k []byte) []byte {
+	out := make([]byte, 0, len(k)+3+16)
+	return appendKeyPrefix(out, k)
+}
+
+func appendKeyPrefix(out, k []byte) []byte {
+	out = append(out, PrefixKey)
+	for _, c := range k {
+		if c == 0 {
+			out = append(out, 0, 0xFF)
+			continue
+		}
+		out = append(out, c)
+	}
+	return append(out, 0, 1)
+}
+
+// VersionKey returns the key of the version of user key k written at revision (main, sub).
+func VersionKey(k []byte, main, sub int64) []byte {
+	out := make([]byte, 0, len(k)+3+16)
+	out = appendKeyPrefix(out, k)
+	out = binary.BigEndian.AppendUint64(out, ^uint64(main))
+	return binary.BigEndian.AppendUint64(out, ^uint64(sub))
+}
+
+// ParseVersionKey splits a version key into its user key and revision.
+func ParseVersionKey(ek []byte) (userKey []byte, main, sub int64, err error) {
+	if len(ek) < 1+2+16 || ek[0] != PrefixKey {
+		return nil, 0, 0, errBadKey
+	}
+	body, revs := ek[1:len(ek)-16], ek[len(ek)-16:]
+	if body[len(body)-2] != 0 || body[len(body)-1] != 1 {
+		return nil, 0, 0, errBadKey
+	}
+	body = body[:len(body)-2]
+	userKey = make([]byte, 0, len(body))
+	for i := 0; i < len(body); i++ {
+		c := body[i]
+		if c == 0 {
+			if i+1 >= len(body) || body[i+1] != 0xFF {
+				return nil, 0, 0, errBadKey
+			}
+			i++
+		}
+		userKey = append(userKey, c)
+	}
+	main = int64(^binary.BigEndian.Uint64(revs[:8]))
+	sub = int64(^binary.BigEndian.Uint64(revs[8:]))
+	return userKey, main, sub, nil
+}
+
+// KeyRangeBounds returns engine bounds covering every version of every user key in
+// [key, end) with etcd's conventions: end == nil means the single key `key`, and
+// end == "\x00" means every key >= key.
+func KeyRangeBounds(key, end []byte) (lower, upper []byte) {
+	lower = KeyPrefix(key)
+	switch {
+	case len(end) == 0:
+		upper = PrefixEnd(lower)
+	case len(end) == 1 && end[0] == 0:
+		upper = []byte{PrefixKey + 1}
+	default:
+		upper = KeyPrefix(end)
+	}
+	return lower, upper
+}
+
+// RevisionKey returns the revision-log key of revision (main, sub).
+func RevisionKey(main, sub int64) []byte {
+	k := make([]byte, 17)
+	k[0] = PrefixRevision
+	binary.BigEndian.PutUint64(k[1:], uint64(main))
+	binary.BigEndian.PutUint64(k[9:], uint64(sub))
+	return k
+}
+
+// ParseRevisionKey returns the revision of a revision-log key.
+func ParseRevisionKey(k []byte) (main, sub int64, err error) {
+	if len(k) != 17 || k[0] != PrefixRevision {
+		return 0, 0, errBadKey
+	}
+	return int64(binary.BigEndian.Uint64(k[1:])), int64(binary.BigEndian.Uint64(k[9:])), nil
+}
+
+// PutUint64 and Uint64 encode the fixed-width integers kept in meta keys.
+func PutUint64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
+
+// Uint64 decodes a value written by PutUint64.
+func Uint64(b []byte) (uint64, error) {
+	if len(b) != 8 {
+		return 0, errBadKey
+	}
+	return binary.BigEndian.Uint64(b), nil
+}
