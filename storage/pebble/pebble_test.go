@@ -1,0 +1,29 @@
+package pebble
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/metastore/metastore/storage"
+	"github.com/metastore/metastore/storage/enginetest"
+)
+
+func TestEngineConformance(t *testing.T) {
+	enginetest.RunEngineTests(t, func(t *testing.T, dir string) storage.Engine {
+		e, err := Open(dir, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	})
+}
+
+func TestSeparateWALDir(t *testing.T) {
+	enginetest.RunEngineTests(t, func(t *testing.T, dir string) storage.Engine {
+		e, err := Open(dir, Options{WALDir: filepath.Join(dir, "..", filepath.Base(dir)+"-wal"), CacheSize: 1 << 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	})
+}
