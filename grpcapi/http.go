@@ -1,0 +1,176 @@
+package grpcapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/soheilhy/cmux"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/version"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+)
+
+// HTTP endpoints served on the client port next to gRPC, as etcd does.
+const (
+	PathMetrics = "/metrics"
+	PathHealth  = "/health"
+	PathVersion = "/version"
+
+	// ClusterVersion is the cluster version we report (etcd reports major.minor.0).
+	ClusterVersion = "3.7.0"
+)
+
+// ServeClient serves g and httpHandler on one listener, as etcd serves its client port:
+// connections are told apart by their first bytes (cmux), HTTP/2 — gRPC, including
+// plaintext h2c — goes to g.Serve (grpc-go's fast path, not its ServeHTTP), HTTP/1.x to
+// httpHandler. Other connections are closed.
+//
+// It blocks until l is closed or g is stopped (g.Stop/GracefulStop close l through the
+// mux), then closes the HTTP server and returns; it returns nil on such a shutdown and
+// the error otherwise. It does not stop g: the caller does, gracefully or not.
+func ServeClient(l net.Listener, g *grpc.Server, httpHandler http.Handler) error {
+	m := cmux.New(l)
+	httpL := m.Match(cmux.HTTP1())
+	grpcL := m.Match(cmux.HTTP2())
+	hs := &http.Server{Handler: httpHandler, ReadHeaderTimeout: 5 * time.Minute}
+
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); _ = g.Serve(grpcL) }()
+	go func() { defer wg.Done(); _ = hs.Serve(httpL) }()
+
+	err := m.Serve()
+	_ = hs.Close()
+	_ = l.Close()
+	wg.Wait()
+	if err == nil || errors.Is(err, net.ErrClosed) || errors.Is(err, cmux.ErrListenerClosed) || errors.Is(err, cmux.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// NewHTTPMux returns the HTTP handler of the client port: /metrics from reg, /health
+// checked against b with BackendHealthCheck, and /version.
+func NewHTTPMux(b Backend, reg *prometheus.Registry, lg *zap.Logger) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle(PathMetrics, MetricsHandler(reg))
+	mux.Handle(PathHealth, HealthHandler(lg, BackendHealthCheck(b, 5*time.Second)))
+	mux.Handle(PathVersion, VersionHandler())
+	return mux
+}
+
+// MetricsHandler serves the metrics of reg in the Prometheus text format.
+func MetricsHandler(reg *prometheus.Registry) http.Handler {
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+}
+
+// HealthCheck reports whether the member is healthy; the error's message is the reason
+// shown to the caller. serializable asks for a local check only (no leader or quorum
+// needed); alarms named in excludedAlarms (e.g. "NOSPACE") are ignored.
+type HealthCheck func(ctx context.Context, serializable bool, excludedAlarms []string) error
+
+// healthJSON is etcd's /health body.
+type healthJSON struct {
+	Health string `json:"health"`
+	Reason string `json:"reason"`
+}
+
+// HealthHandler serves /health like etcd: GET only; query parameters
+// "serializable=true" and "exclude=ALARM" (repeatable) are passed to check. Healthy:
+// 200 {"health":"true","reason":""}; unhealthy: 503 {"health":"false","reason":"..."}.
+func HealthHandler(lg *zap.Logger, check HealthCheck) http.Handler {
+	if lg == nil {
+		lg = zap.NewNop()
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet {
+			w.Header().Set("Allow", http.MethodGet)
+			http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		q := r.URL.Query()
+		var excluded []string
+		for _, a := range q["exclude"] {
+			if a != "" {
+				excluded = append(excluded, a)
+			}
+		}
+		h := healthJSON{Health: "true"}
+		if err := check(r.Context(), q.Get("serializable") == "true", excluded); err != nil {
+			h = healthJSON{Health: "false", Reason: err.Error()}
+		}
+		d, _ := json.Marshal(h)
+		if h.Health != "true" {
+			lg.Warn("/health error", zap.String("output", string(d)))
+			http.Error(w, string(d), http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write(d)
+	})
+}
+
+// BackendHealthCheck is etcd's /health check against b, in etcd's order and with its
+// reasons: an active alarm not excluded ("ALARM NOSPACE", "ALARM CORRUPT",
+// "ALARM UNKNOWN"); no leader, unless serializable ("RAFT NO LEADER"); a one-key range
+// read failing within timeout ("RANGE ERROR:<error>").
+func BackendHealthCheck(b Backend, timeout time.Duration) HealthCheck {
+	return func(ctx context.Context, serializable bool, excludedAlarms []string) error {
+		ar, err := b.Alarm(ctx, &pb.AlarmRequest{Action: pb.AlarmRequest_GET})
+		if err != nil {
+			return fmt.Errorf("ALARM ERROR:%s", err)
+		}
+		for _, a := range ar.GetAlarms() {
+			if slices.Contains(excludedAlarms, a.GetAlarm().String()) {
+				continue
+			}
+			switch a.GetAlarm() {
+			case pb.AlarmType_NOSPACE:
+				return errors.New("ALARM NOSPACE")
+			case pb.AlarmType_CORRUPT:
+				return errors.New("ALARM CORRUPT")
+			default:
+				return errors.New("ALARM UNKNOWN")
+			}
+		}
+		if !serializable {
+			st, err := b.Status(ctx)
+			if err != nil || st.GetLeader() == 0 {
+				return errors.New("RAFT NO LEADER")
+			}
+		}
+		cctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		// etcd reads the empty key; we read "\x00", the smallest valid key, so that a
+		// backend rejecting empty keys still answers.
+		_, err = b.Range(cctx, &pb.RangeRequest{Key: []byte{0}, KeysOnly: true, Limit: 1, Serializable: serializable})
+		if err != nil {
+			return fmt.Errorf("RANGE ERROR:%s", err)
+		}
+		return nil
+	}
+}
+
+// VersionHandler serves /version: {"etcdserver":"3.7.3","etcdcluster":"3.7.0",...}.
+func VersionHandler() http.Handler {
+	body, _ := json.Marshal(version.Versions{Server: version.Version, Cluster: ClusterVersion, Storage: ClusterVersion})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", http.MethodGet+", "+http.MethodHead)
+			http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(body)
+	})
+}

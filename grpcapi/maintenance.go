@@ -1,0 +1,87 @@
+package grpcapi
+
+import (
+	"context"
+	"slices"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.uber.org/zap"
+
+	"github.com/metastore/metastore/server"
+)
+
+// defaultQuotaBytes is what etcd reports as dbSizeQuota when no quota is configured
+// (etcd's storage.DefaultQuotaBytes, 2 GiB).
+const defaultQuotaBytes = int64(2 * 1024 * 1024 * 1024)
+
+// maintenanceServer is the Maintenance service.
+//
+//   - Status, Alarm, HashKV: the backend answers; the header is filled here. Status also
+//     adds, as etcd's gRPC layer does, "etcdserver: no leader" to Errors when Leader is 0,
+//     the default dbSizeQuota when the backend leaves it 0, and a DowngradeInfo.
+//   - Defragment answers success and does nothing: Pebble compacts its files itself and
+//     has nothing like bbolt's free pages to give back, so `etcdctl defrag` succeeds.
+//   - Hash (deprecated in etcd), Snapshot, MoveLeader, Downgrade: codes.Unimplemented.
+type maintenanceServer struct {
+	pb.UnimplementedMaintenanceServer
+	b   Backend
+	hdr header
+	lg  *zap.Logger
+}
+
+func (s *maintenanceServer) Status(ctx context.Context, _ *pb.StatusRequest) (*pb.StatusResponse, error) {
+	resp, err := s.b.Status(ctx)
+	if err != nil {
+		return nil, toGRPCError(err)
+	}
+	resp.Header = s.hdr.fill(resp.Header)
+	if resp.Leader == 0 && !slices.Contains(resp.Errors, server.ErrNoLeader.Error()) {
+		resp.Errors = append([]string{server.ErrNoLeader.Error()}, resp.Errors...)
+	}
+	if resp.DbSizeQuota == 0 {
+		resp.DbSizeQuota = defaultQuotaBytes
+	}
+	if resp.DowngradeInfo == nil {
+		resp.DowngradeInfo = &pb.DowngradeInfo{}
+	}
+	return resp, nil
+}
+
+func (s *maintenanceServer) Alarm(ctx context.Context, r *pb.AlarmRequest) (*pb.AlarmResponse, error) {
+	resp, err := s.b.Alarm(ctx, r)
+	if err != nil {
+		return nil, toGRPCError(err)
+	}
+	resp.Header = s.hdr.fill(resp.Header)
+	return resp, nil
+}
+
+func (s *maintenanceServer) HashKV(ctx context.Context, r *pb.HashKVRequest) (*pb.HashKVResponse, error) {
+	resp, err := s.b.HashKV(ctx, r.GetRevision())
+	if err != nil {
+		return nil, toGRPCError(err)
+	}
+	resp.Header = s.hdr.fill(resp.Header)
+	return resp, nil
+}
+
+func (s *maintenanceServer) Defragment(context.Context, *pb.DefragmentRequest) (*pb.DefragmentResponse, error) {
+	s.lg.Info("defragment requested: nothing to do on Pebble, answering success")
+	return &pb.DefragmentResponse{Header: s.hdr.fill(nil)}, nil
+}
+
+// clusterServer is the Cluster service. Only MemberList is served; MemberAdd,
+// MemberRemove, MemberUpdate, MemberPromote answer codes.Unimplemented.
+type clusterServer struct {
+	pb.UnimplementedClusterServer
+	b   Backend
+	hdr header
+}
+
+func (s *clusterServer) MemberList(ctx context.Context, r *pb.MemberListRequest) (*pb.MemberListResponse, error) {
+	members, err := s.b.MemberList(ctx, r.GetLinearizable())
+	if err != nil {
+		return nil, toGRPCError(err)
+	}
+	return &pb.MemberListResponse{Header: s.hdr.fillWithoutRevision(), Members: members}, nil
+}

@@ -1,0 +1,227 @@
+// Package grpcapi is the client-facing gRPC layer of MetaStore, the counterpart of etcd's
+// server/etcdserver/api/v3rpc: for every RPC it validates the request exactly as etcd
+// does, calls one Backend method, maps the backend's error to etcd's gRPC status
+// (toGRPCError) and fills the response header. It also serves the HTTP endpoints that
+// share the client port (/metrics, /health, /version; see http.go).
+//
+// It owns request validation, error mapping, gRPC server options and interceptors
+// (recovery, logging, prometheus), and client-port multiplexing. It must not touch
+// storage, raft or the state machine: everything goes through Backend. It registers no
+// global state: metrics go to the Registerer given in Options.
+package grpcapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"runtime/debug"
+	"time"
+
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
+	"github.com/prometheus/client_golang/prometheus"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/status"
+)
+
+// Backend is what the gRPC layer needs from the server. Errors should be (or wrap) the
+// sentinel errors of packages server, apply and mvcc, or context errors; anything else
+// reaches the client as codes.Unknown. An error that already is a gRPC status error is
+// passed through unchanged.
+//
+// Response headers may be nil or partly filled: the gRPC layer sets ClusterId, MemberId
+// and RaftTerm from Header(), and Revision from Header() when the response left it 0.
+type Backend interface {
+	Range(ctx context.Context, r *pb.RangeRequest) (*pb.RangeResponse, error)
+	Put(ctx context.Context, r *pb.PutRequest) (*pb.PutResponse, error)
+	DeleteRange(ctx context.Context, r *pb.DeleteRangeRequest) (*pb.DeleteRangeResponse, error)
+	Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, error)
+	Compact(ctx context.Context, r *pb.CompactionRequest) (*pb.CompactionResponse, error)
+	// MemberList returns the members; linearizable asks for a read through raft.
+	MemberList(ctx context.Context, linearizable bool) ([]*pb.Member, error)
+	// Status fills Version, DbSize, DbSizeInUse, Leader, RaftIndex, RaftTerm,
+	// RaftAppliedIndex, IsLearner and Errors (the active alarms as strings).
+	Status(ctx context.Context) (*pb.StatusResponse, error)
+	Alarm(ctx context.Context, r *pb.AlarmRequest) (*pb.AlarmResponse, error)
+	// HashKV may return a codes.Unimplemented status error for now.
+	HashKV(ctx context.Context, rev int64) (*pb.HashKVResponse, error)
+	// Header returns ClusterId, MemberId, RaftTerm and the current store Revision. It is
+	// called once per response: it must be cheap and must not block.
+	Header() *pb.ResponseHeader
+}
+
+// Defaults, etcd's (embed/config.go).
+const (
+	DefaultMaxRequestBytes      = 1536 * 1024 // 1.5 MiB
+	DefaultMaxTxnOps            = 128
+	DefaultMaxConcurrentStreams = math.MaxUint32
+	DefaultKeepAliveMinTime     = 5 * time.Second
+	DefaultKeepAliveInterval    = 2 * time.Hour
+	DefaultKeepAliveTimeout     = 20 * time.Second
+
+	// grpcOverheadBytes is added to MaxRequestBytes for the gRPC receive limit, so that
+	// a request just under the limit is not refused by gRPC for its framing (etcd's
+	// MaxRequestBytesWithOverhead).
+	grpcOverheadBytes = 512 * 1024
+)
+
+// Options configure NewServer. The zero value is usable: zero fields take the defaults
+// above, a nil Logger logs nothing and a nil Registry registers no metrics.
+type Options struct {
+	Logger *zap.Logger
+	// MaxRequestBytes is the largest request the server accepts (etcd's
+	// --max-request-bytes); gRPC's receive limit is this plus 512 KiB.
+	MaxRequestBytes uint
+	// MaxTxnOps bounds the ops of each txn branch (etcd's --max-txn-ops).
+	MaxTxnOps uint
+	// MaxConcurrentStreams per client connection (etcd's --max-concurrent-streams).
+	MaxConcurrentStreams uint32
+	// KeepAliveMinTime: clients pinging more often are disconnected
+	// (etcd's --grpc-keepalive-min-time).
+	KeepAliveMinTime time.Duration
+	// KeepAliveInterval and KeepAliveTimeout: server-to-client pings
+	// (etcd's --grpc-keepalive-interval, --grpc-keepalive-timeout).
+	KeepAliveInterval time.Duration
+	KeepAliveTimeout  time.Duration
+	// Registry receives the gRPC metrics (grpc_server_started_total,
+	// grpc_server_handled_total, grpc_server_msg_received_total,
+	// grpc_server_msg_sent_total, and grpc_req_panics_recovered_total). Metrics already
+	// registered there by an earlier NewServer are reused.
+	Registry prometheus.Registerer
+}
+
+func (o Options) withDefaults() Options {
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+	if o.MaxRequestBytes == 0 {
+		o.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	if o.MaxTxnOps == 0 {
+		o.MaxTxnOps = DefaultMaxTxnOps
+	}
+	if o.MaxConcurrentStreams == 0 {
+		o.MaxConcurrentStreams = DefaultMaxConcurrentStreams
+	}
+	if o.KeepAliveMinTime == 0 {
+		o.KeepAliveMinTime = DefaultKeepAliveMinTime
+	}
+	if o.KeepAliveInterval == 0 {
+		o.KeepAliveInterval = DefaultKeepAliveInterval
+	}
+	if o.KeepAliveTimeout == 0 {
+		o.KeepAliveTimeout = DefaultKeepAliveTimeout
+	}
+	return o
+}
+
+// NewServer returns a gRPC server with the etcd services registered: KV, Maintenance
+// and Cluster served by b; Watch, Lease and Auth answering codes.Unimplemented; and the
+// standard gRPC health service reporting SERVING. The caller serves it (ServeClient or
+// Serve) and stops it (Stop or GracefulStop).
+//
+// Interceptors, outermost first: prometheus metrics, debug logging (installed only when
+// the logger is enabled at debug level), panic recovery. A panic in a handler is logged
+// with its stack, counted, and answered as codes.Internal; the server keeps running.
+func NewServer(b Backend, opts Options) *grpc.Server {
+	opts = opts.withDefaults()
+	lg := opts.Logger
+
+	metrics := register(opts.Registry, lg, grpcprom.NewServerMetrics())
+	panics := register(opts.Registry, lg, prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "grpc_req_panics_recovered_total",
+		Help: "Total number of gRPC requests whose handler panicked (answered with codes.Internal).",
+	}))
+	onPanic := recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
+		panics.Inc()
+		method, _ := grpc.Method(ctx)
+		lg.Error("panic in gRPC handler, recovered",
+			zap.String("method", method), zap.Any("panic", p), zap.ByteString("stack", debug.Stack()))
+		return status.Errorf(codes.Internal, "metastore: internal error in %s: %v", method, p)
+	})
+
+	unary := []grpc.UnaryServerInterceptor{metrics.UnaryServerInterceptor()}
+	stream := []grpc.StreamServerInterceptor{metrics.StreamServerInterceptor()}
+	if lg.Core().Enabled(zapcore.DebugLevel) {
+		logOpts := []logging.Option{
+			logging.WithLogOnEvents(logging.FinishCall),
+			logging.WithLevels(func(codes.Code) logging.Level { return logging.LevelDebug }),
+		}
+		unary = append(unary, logging.UnaryServerInterceptor(zapLogger(lg), logOpts...))
+		stream = append(stream, logging.StreamServerInterceptor(zapLogger(lg), logOpts...))
+	}
+	unary = append(unary, recovery.UnaryServerInterceptor(onPanic))
+	stream = append(stream, recovery.StreamServerInterceptor(onPanic))
+
+	gs := grpc.NewServer(
+		grpc.ChainUnaryInterceptor(unary...),
+		grpc.ChainStreamInterceptor(stream...),
+		grpc.MaxRecvMsgSize(int(opts.MaxRequestBytes+grpcOverheadBytes)),
+		grpc.MaxSendMsgSize(math.MaxInt32),
+		grpc.MaxConcurrentStreams(opts.MaxConcurrentStreams),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: opts.KeepAliveMinTime}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: opts.KeepAliveInterval, Timeout: opts.KeepAliveTimeout}),
+	)
+
+	hdr := header{b: b}
+	pb.RegisterKVServer(gs, &kvServer{b: b, hdr: hdr, maxTxnOps: int(opts.MaxTxnOps)})
+	pb.RegisterMaintenanceServer(gs, &maintenanceServer{b: b, hdr: hdr, lg: lg})
+	pb.RegisterClusterServer(gs, &clusterServer{b: b, hdr: hdr})
+	pb.RegisterWatchServer(gs, pb.UnimplementedWatchServer{})
+	pb.RegisterLeaseServer(gs, pb.UnimplementedLeaseServer{})
+	pb.RegisterAuthServer(gs, pb.UnimplementedAuthServer{})
+	hs := health.NewServer() // the "" service starts SERVING
+	healthpb.RegisterHealthServer(gs, hs)
+
+	metrics.InitializeMetrics(gs) // zero series for every method, as etcd exposes
+	return gs
+}
+
+// register registers c with reg and returns it, or returns the collector of the same
+// description already registered there. With a nil reg, c is returned unregistered.
+func register[C prometheus.Collector](reg prometheus.Registerer, lg *zap.Logger, c C) C {
+	if reg == nil {
+		return c
+	}
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing
+			}
+		}
+		lg.Warn("grpcapi: cannot register metrics", zap.Error(err))
+	}
+	return c
+}
+
+// zapLogger adapts a zap logger to the go-grpc-middleware logging interface.
+func zapLogger(lg *zap.Logger) logging.Logger {
+	return logging.LoggerFunc(func(_ context.Context, lvl logging.Level, msg string, fields ...any) {
+		zf := make([]zap.Field, 0, len(fields)/2)
+		for i := 0; i+1 < len(fields); i += 2 {
+			zf = append(zf, zap.Any(fmt.Sprint(fields[i]), fields[i+1]))
+		}
+		var zl zapcore.Level
+		switch lvl {
+		case logging.LevelDebug:
+			zl = zapcore.DebugLevel
+		case logging.LevelInfo:
+			zl = zapcore.InfoLevel
+		case logging.LevelWarn:
+			zl = zapcore.WarnLevel
+		default:
+			zl = zapcore.ErrorLevel
+		}
+		lg.Log(zl, msg, zf...)
+	})
+}
