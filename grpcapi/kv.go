@@ -36,9 +36,9 @@ func (hd header) fillWithoutRevision() *pb.ResponseHeader {
 // the header.
 type kvServer struct {
 	pb.UnimplementedKVServer // RangeStream: codes.Unimplemented
-	b         Backend
-	hdr       header
-	maxTxnOps int
+	b                        Backend
+	hdr                      header
+	maxTxnOps                int
 }
 
 func (s *kvServer) Range(ctx context.Context, r *pb.RangeRequest) (*pb.RangeResponse, error) {
