@@ -1,0 +1,138 @@
+package config
+
+// The etcd v3.7.3 flags metastore accepts but does not implement yet (embed.Config.AddFlags
+// and etcdmain.newConfig). Each is parsed as etcd parses it, so a malformed value fails as
+// in etcd, and setting it yields one warning. When a flag gets implemented, move it to
+// newFlagSet and a Config field.
+
+type flagKind int
+
+const (
+	kindString flagKind = iota
+	kindBool
+	kindUint
+	kindUint32
+	kindInt
+	kindDuration
+	kindURLs
+	kindStrings
+	kindChoice
+	kindChoices
+	kindLegacy // etcd's IgnoredFlag: bool-like, accepted silently by etcd
+)
+
+type flagSpec struct {
+	name    string
+	kind    flagKind
+	choices []string
+}
+
+var unimplementedFlags = []flagSpec{
+	{name: "listen-client-http-urls", kind: kindURLs},
+	{name: "listen-metrics-urls", kind: kindURLs},
+	{name: "max-snapshots", kind: kindUint},
+	{name: "max-wals", kind: kindUint},
+	{name: "initial-election-tick-advance", kind: kindBool},
+	{name: "backend-bbolt-freelist-type", kind: kindString},
+	{name: "backend-batch-interval", kind: kindDuration},
+	{name: "backend-batch-limit", kind: kindInt},
+	{name: "grpc-keepalive-min-time", kind: kindDuration},
+	{name: "grpc-keepalive-interval", kind: kindDuration},
+	{name: "grpc-keepalive-timeout", kind: kindDuration},
+	{name: "socket-reuse-port", kind: kindBool},
+	{name: "socket-reuse-address", kind: kindBool},
+	{name: "max-concurrent-streams", kind: kindUint32},
+	{name: "raft-read-timeout", kind: kindDuration},
+	{name: "raft-write-timeout", kind: kindDuration},
+	{name: "discovery-endpoints", kind: kindStrings},
+	{name: "discovery-token", kind: kindString},
+	{name: "discovery-dial-timeout", kind: kindDuration},
+	{name: "discovery-request-timeout", kind: kindDuration},
+	{name: "discovery-keepalive-time", kind: kindDuration},
+	{name: "discovery-keepalive-timeout", kind: kindDuration},
+	{name: "discovery-insecure-transport", kind: kindBool},
+	{name: "discovery-insecure-skip-tls-verify", kind: kindBool},
+	{name: "discovery-cert", kind: kindString},
+	{name: "discovery-key", kind: kindString},
+	{name: "discovery-cacert", kind: kindString},
+	{name: "discovery-user", kind: kindString},
+	{name: "discovery-password", kind: kindString},
+	{name: "discovery-srv", kind: kindString},
+	{name: "discovery-srv-name", kind: kindString},
+	{name: "discovery-fallback", kind: kindChoice, choices: []string{"exit", "proxy"}},
+	{name: "strict-reconfig-check", kind: kindBool},
+	{name: "pre-vote", kind: kindBool},
+	{name: "cert-file", kind: kindString},
+	{name: "key-file", kind: kindString},
+	{name: "client-cert-file", kind: kindString},
+	{name: "client-key-file", kind: kindString},
+	{name: "client-cert-auth", kind: kindBool},
+	{name: "client-crl-file", kind: kindString},
+	{name: "client-cert-allowed-hostname", kind: kindStrings},
+	{name: "trusted-ca-file", kind: kindString},
+	{name: "auto-tls", kind: kindBool},
+	{name: "peer-cert-file", kind: kindString},
+	{name: "peer-key-file", kind: kindString},
+	{name: "peer-client-cert-file", kind: kindString},
+	{name: "peer-client-key-file", kind: kindString},
+	{name: "peer-client-cert-auth", kind: kindBool},
+	{name: "peer-trusted-ca-file", kind: kindString},
+	{name: "peer-auto-tls", kind: kindBool},
+	{name: "self-signed-cert-validity", kind: kindUint},
+	{name: "peer-crl-file", kind: kindString},
+	{name: "peer-cert-allowed-cn", kind: kindStrings},
+	{name: "peer-cert-allowed-hostname", kind: kindStrings},
+	{name: "cipher-suites", kind: kindStrings},
+	{name: "peer-skip-client-san-verification", kind: kindBool},
+	{name: "tls-min-version", kind: kindString},
+	{name: "tls-max-version", kind: kindString},
+	{name: "cors", kind: kindStrings},
+	{name: "host-whitelist", kind: kindStrings},
+	{name: "enable-log-rotation", kind: kindBool},
+	{name: "log-rotation-config-json", kind: kindString},
+	{name: "enable-pprof", kind: kindBool},
+	{name: "metrics", kind: kindString},
+	{name: "enable-distributed-tracing", kind: kindBool},
+	{name: "distributed-tracing-address", kind: kindString},
+	{name: "distributed-tracing-service-name", kind: kindString},
+	{name: "distributed-tracing-instance-id", kind: kindString},
+	{name: "distributed-tracing-sampling-rate", kind: kindInt},
+	{name: "auth-token", kind: kindString},
+	{name: "bcrypt-cost", kind: kindUint},
+	{name: "auth-token-ttl", kind: kindUint},
+	{name: "enable-grpc-gateway", kind: kindBool},
+	{name: "corrupt-check-time", kind: kindDuration},
+	{name: "compact-hash-check-time", kind: kindDuration},
+	{name: "compaction-batch-limit", kind: kindInt},
+	{name: "compaction-sleep-interval", kind: kindDuration},
+	{name: "watch-progress-notify-interval", kind: kindDuration},
+	{name: "downgrade-check-time", kind: kindDuration},
+	{name: "warning-apply-duration", kind: kindDuration},
+	{name: "warning-unary-request-duration", kind: kindDuration},
+	{name: "memory-mlock", kind: kindBool},
+	{name: "bootstrap-defrag-threshold-megabytes", kind: kindUint},
+	{name: "max-learners", kind: kindInt},
+	{name: "unsafe-no-fsync", kind: kindBool},
+	{name: "force-new-cluster", kind: kindBool},
+	{name: "feature-gates", kind: kindString},
+	{name: "v2-deprecation", kind: kindChoices, choices: []string{"write-only", "write-only-skip-check", "write-only-drop-data", "gone"}},
+}
+
+// etcdIgnoredFlags are flags etcd itself registers only to ignore them (etcdmain "ignored").
+var etcdIgnoredFlags = []string{
+	"cluster-active-size", "cluster-remove-delay", "cluster-sync-interval", "config", "force",
+	"max-result-buffer", "max-retry-attempts", "peer-heartbeat-interval", "peer-election-timeout",
+	"retry-interval", "snapshot", "v", "vv", "test.coverprofile", "test.outputdir",
+}
+
+// deprecatedFlags are etcd's deprecation notices, repeated in our warning.
+var deprecatedFlags = map[string]string{
+	"max-snapshots":  "--max-snapshots is deprecated in 3.6 and will be decommissioned in 3.8.",
+	"v2-deprecation": "--v2-deprecation is deprecated and scheduled for removal in v3.8. The default value is enforced, ignoring user input.",
+}
+
+// yamlOnlyKeys are etcd config-file keys with no flag of the same name.
+var yamlOnlyKeys = []string{
+	"client-transport-security", "peer-transport-security", "discovery-config", "socket-options",
+	"grpc-additional-server-options",
+}
