@@ -180,8 +180,9 @@ func (f flagSpec) check(s string) error {
 		_, err = strconv.ParseBool(s)
 	case kindUint:
 		_, err = strconv.ParseUint(s, 0, strconv.IntSize)
-	case kindUint32:
-		_, err = strconv.ParseUint(s, 0, 32)
+	case kindUint32: // etcd's flags.Uint32Value returns strconv's error as is
+		_, perr := strconv.ParseUint(s, 0, 32)
+		return perr
 	case kindInt:
 		_, err = strconv.ParseInt(s, 0, strconv.IntSize)
 	case kindDuration:
