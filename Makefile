@@ -1,0 +1,32 @@
+# MetaStore. `make test` is the test command CI runs (.ci/run).
+GO ?= go
+BIN ?= bin
+
+.PHONY: build test unit conformance robustness-short robustness bench-compare clean
+
+build:
+	$(GO) build -o $(BIN)/metastore ./cmd/metastore
+	$(GO) build -o $(BIN)/metastore-bench ./cmd/metastore-bench
+
+# Everything CI checks: unit and process tests with -race, etcd's own conformance tests
+# against our binary, and the short robustness (linearizability) run.
+test: unit conformance robustness-short
+
+unit:
+	$(GO) vet ./...
+	$(GO) test -race -timeout 20m ./...
+
+conformance:
+	tests/conformance/run.sh
+
+robustness-short:
+	$(MAKE) -C tests/robustness short
+
+robustness:
+	$(MAKE) -C tests/robustness long
+
+bench-compare:
+	scripts/bench-compare.sh
+
+clean:
+	rm -rf $(BIN)
