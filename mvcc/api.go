@@ -7,13 +7,32 @@
 // Writes come only from the apply package, one TxnWrite at a time, into a storage.Batch
 // that apply commits together with the applied index.
 //
-// THIS FILE IS THE AGREED API. Bodies marked "not implemented" are filled in by the
-// package owner; signatures change only with the callers (apply, server) in the same commit.
+// THIS FILE IS THE AGREED API; signatures change only with the callers (apply, server)
+// in the same commit. The encoding of versions and of the revision log is described in
+// encoding.go.
+//
+// Concurrency. One goroutine (apply) writes: Write, TxnWrite, End, Committed,
+// ScheduleCompaction, CompactionScheduled, Reload. Any goroutine may call Rev, CompactRev,
+// Read and WaitCompacted. The revision readers see is published (atomically) only by
+// Committed, after the batch is in the engine. Each Read view holds an engine snapshot,
+// taken AFTER loading the published revision and BEFORE loading the compacted revision:
+// so the snapshot holds every version at or below the view's revision, and the
+// background compactor, which starts deleting only after the new compacted revision is
+// published, cannot remove a version the view may still read.
+//
+// Compaction. ScheduleCompaction records the logical compaction in the caller's batch;
+// CompactionScheduled (after commit) publishes it and wakes the compactor goroutine
+// (started by Open, stopped by Close). The compactor walks the revision log up to the
+// compaction revision in batches of compactBatchSize entries, deletes every version a
+// read at or above the compaction revision can no longer see, then asks the engine to
+// reclaim the space and records storage.MetaCompactFinished. Open and Reload resume an
+// unfinished compaction.
 package mvcc
 
 import (
-	"context"
 	"errors"
+	"sync"
+	"sync/atomic"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 
@@ -25,8 +44,6 @@ var (
 	ErrCompacted = errors.New("mvcc: required revision has been compacted")
 	ErrFutureRev = errors.New("mvcc: required revision is a future revision")
 )
-
-var errNotImplemented = errors.New("mvcc: not implemented")
 
 // RangeOptions are the options mvcc itself implements. Sorting and the min/max
 // revision filters are the caller's (apply's) job.
@@ -59,84 +76,138 @@ type ReadView interface {
 // the single writer.
 type Store struct {
 	eng storage.Engine
+
+	rev        atomic.Int64 // published: last committed revision
+	compactRev atomic.Int64 // published: last scheduled compaction
+
+	// Writer-only state: revisions including ended but not yet committed TxnWrites,
+	// so that several TxnWrites can share one batch.
+	writeRev     int64
+	writeCompact int64
+
+	mu       sync.Mutex
+	target   int64         // the compaction the compactor works towards
+	finished int64         // the last physically finished compaction
+	gen      uint64        // bumped by Reload: an older compaction run stops
+	err      error         // the compactor's last failure, reported to waiters
+	changed  chan struct{} // closed and replaced whenever finished or err changes
+	closed   bool
+
+	wake chan struct{} // capacity 1
+	stop chan struct{}
+	done chan struct{}
 }
 
 // Open loads the store's state (current and compacted revisions) from eng. A fresh
 // engine starts at revision 1, so the first write is revision 2, as in etcd.
-func Open(eng storage.Engine) (*Store, error) { return nil, errNotImplemented }
+func Open(eng storage.Engine) (*Store, error) {
+	s := &Store{
+		eng:     eng,
+		changed: make(chan struct{}),
+		wake:    make(chan struct{}, 1),
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	if err := s.Reload(); err != nil {
+		return nil, err
+	}
+	go s.runCompactor()
+	return s, nil
+}
 
 // Reload re-reads the store's state from the engine, after a Raft snapshot was installed
-// underneath it.
-func (s *Store) Reload() error { return errNotImplemented }
+// underneath it, or after a batch holding ended TxnWrites was discarded. A compaction in
+// progress stops and the one recorded in the engine (if unfinished) starts over.
+func (s *Store) Reload() error {
+	rev, err := readMeta(s.eng, storage.MetaCurrentRev, 1)
+	if err != nil {
+		return err
+	}
+	scheduled, err := readMeta(s.eng, storage.MetaCompactScheduled, 0)
+	if err != nil {
+		return err
+	}
+	finished, err := readMeta(s.eng, storage.MetaCompactFinished, 0)
+	if err != nil {
+		return err
+	}
+	s.writeRev, s.writeCompact = rev, scheduled
+	s.rev.Store(rev) // before compactRev: see Read
+	s.compactRev.Store(scheduled)
+	s.mu.Lock()
+	s.target, s.finished, s.err = scheduled, finished, nil
+	s.gen++
+	s.broadcastLocked()
+	s.mu.Unlock()
+	s.kick()
+	return nil
+}
+
+func readMeta(r storage.Reader, key []byte, def int64) (int64, error) {
+	b, err := r.Get(key)
+	if errors.Is(err, storage.ErrNotFound) {
+		return def, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return parseInt64(b)
+}
 
 // Rev is the last committed revision.
-func (s *Store) Rev() int64 { return 0 }
+func (s *Store) Rev() int64 { return s.rev.Load() }
 
 // CompactRev is the revision of the last scheduled (logical) compaction; reads below
 // it fail with ErrCompacted.
-func (s *Store) CompactRev() int64 { return 0 }
+func (s *Store) CompactRev() int64 { return s.compactRev.Load() }
 
 // Read returns a view of the committed state as of now. Close it when done.
-func (s *Store) Read() ReadCloser { return nil }
+func (s *Store) Read() ReadCloser {
+	for {
+		rev := s.rev.Load()
+		snap := s.eng.NewSnapshot()
+		compact := s.compactRev.Load()
+		if compact <= rev {
+			return &view{snap: snap, rev: rev, compact: compact}
+		}
+		// A compaction above rev was published after rev was loaded: the
+		// revision it compacted at has been published too by now.
+		_ = snap.Close()
+	}
+}
 
-// ReadCloser is a ReadView that holds resources until closed.
+// ReadCloser is a ReadView of committed state that holds an engine snapshot until
+// closed.
 type ReadCloser interface {
 	ReadView
+	// Changes calls fn, in revision order, with every change whose main revision is in
+	// [fromRev, toRev] (toRev <= 0: the view's revision), as watch sends them: a PUT with
+	// the new KeyValue, or a DELETE whose Kv has only Key and ModRevision; PrevKv is the
+	// version the change replaced, if it was live. ErrCompacted if fromRev < the view's
+	// compacted revision, ErrFutureRev if toRev > the view's revision. An error from fn
+	// stops the walk and is returned.
+	Changes(fromRev, toRev int64, fn func(ev *mvccpb.Event) error) error
 	Close()
 }
 
-// Write starts the write transaction of one applied request. Its changes go into b
-// (which the caller commits) and all get main revision Rev()+1 with increasing sub
-// revisions; a TxnWrite that changes nothing does not advance the revision.
-// Only one TxnWrite may be open at a time.
-func (s *Store) Write(b storage.Batch) *TxnWrite { return &TxnWrite{} }
-
-// TxnWrite is an open write transaction.
-type TxnWrite struct{}
-
-var _ ReadView = (*TxnWrite)(nil)
-
-// Range reads at the transaction's state, its own writes included.
-func (t *TxnWrite) Range(key, end []byte, opts RangeOptions) (RangeResult, error) {
-	return RangeResult{}, errNotImplemented
+// Changes runs ReadCloser.Changes on a fresh Read view.
+func (s *Store) Changes(fromRev, toRev int64, fn func(ev *mvccpb.Event) error) error {
+	v := s.Read()
+	defer v.Close()
+	return v.Changes(fromRev, toRev, fn)
 }
 
-// Rev is the revision of the transaction: the store's revision before it if it has
-// written nothing yet, else the new main revision.
-func (t *TxnWrite) Rev() int64 { return 0 }
-
-// Put writes key=value with lease, returning the previous live version (nil if none).
-func (t *TxnWrite) Put(key, value []byte, lease int64) (prev *mvccpb.KeyValue, err error) {
-	return nil, errNotImplemented
+// Close stops the background compactor. It does not close the engine.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.broadcastLocked()
+	s.mu.Unlock()
+	close(s.stop)
+	<-s.done
+	return nil
 }
-
-// DeleteRange writes tombstones for every live key in [key, end) and returns the
-// deleted versions.
-func (t *TxnWrite) DeleteRange(key, end []byte) (deleted []*mvccpb.KeyValue, err error) {
-	return nil, errNotImplemented
-}
-
-// End finishes the transaction: it writes the revision bookkeeping into the batch.
-// After the caller has committed the batch it must call Store.Committed(t).
-func (t *TxnWrite) End() error { return errNotImplemented }
-
-// Committed publishes the transaction's revision to readers. Call it after the batch
-// that holds the transaction has been committed.
-func (s *Store) Committed(t *TxnWrite) {}
-
-// ScheduleCompaction records, in b, a logical compaction at rev: once b is committed,
-// reads below rev fail with ErrCompacted. ErrCompacted if rev <= CompactRev(), ErrFutureRev
-// if rev > Rev(). Call Store.Committed... no: the caller commits b, then calls
-// CompactionScheduled(rev) to wake the background compactor.
-func (s *Store) ScheduleCompaction(b storage.Batch, rev int64) error { return errNotImplemented }
-
-// CompactionScheduled tells the background compactor that a compaction at rev was
-// committed.
-func (s *Store) CompactionScheduled(rev int64) {}
-
-// WaitCompacted returns once every version that compaction at rev may drop has been
-// deleted and the engine has reclaimed their space (etcd's physical=true).
-func (s *Store) WaitCompacted(ctx context.Context, rev int64) error { return errNotImplemented }
-
-// Close stops the background compactor.
-func (s *Store) Close() error { return nil }

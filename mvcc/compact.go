@@ -1,0 +1,236 @@
+package mvcc
+
+import (
+	"bytes"
+	"context"
+	"errors"
+
+	"github.com/metastore/metastore/storage"
+)
+
+// compactBatchSize is how many revision-log entries one compaction batch covers, so
+// that a compaction never holds the engine's commit pipeline for long.
+const compactBatchSize = 1000
+
+var (
+	errStopped  = errors.New("mvcc: store closed")
+	errReloaded = errors.New("mvcc: store reloaded during compaction")
+)
+
+// ScheduleCompaction records, in b, a logical compaction at rev: once b is committed,
+// reads below rev fail with ErrCompacted. ErrCompacted if rev <= CompactRev(), ErrFutureRev
+// if rev > Rev(). The caller commits b, then calls CompactionScheduled(rev) to publish
+// the compaction and wake the background compactor.
+func (s *Store) ScheduleCompaction(b storage.Batch, rev int64) error {
+	if rev <= s.writeCompact {
+		return ErrCompacted
+	}
+	if rev > s.writeRev {
+		return ErrFutureRev
+	}
+	if err := b.Set(storage.MetaCompactScheduled, int64Value(rev)); err != nil {
+		return err
+	}
+	s.writeCompact = rev
+	return nil
+}
+
+// CompactionScheduled tells the background compactor that a compaction at rev was
+// committed.
+func (s *Store) CompactionScheduled(rev int64) {
+	if rev > s.compactRev.Load() {
+		s.compactRev.Store(rev) // only the writer stores
+	}
+	s.mu.Lock()
+	if rev > s.target {
+		s.target = rev
+	}
+	s.mu.Unlock()
+	s.kick()
+}
+
+// WaitCompacted returns once every version that compaction at rev may drop has been
+// deleted and the engine has reclaimed their space (etcd's physical=true). It fails if
+// the compactor failed, the store was closed, or ctx ended.
+func (s *Store) WaitCompacted(ctx context.Context, rev int64) error {
+	for {
+		s.mu.Lock()
+		finished, err, closed, ch := s.finished, s.err, s.closed, s.changed
+		s.mu.Unlock()
+		switch {
+		case finished >= rev:
+			return nil
+		case err != nil:
+			return err
+		case closed:
+			return errStopped
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (s *Store) kick() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Store) broadcastLocked() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// runCompactor is the background compaction goroutine.
+func (s *Store) runCompactor() {
+	defer close(s.done)
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-s.wake:
+		}
+		for {
+			s.mu.Lock()
+			target, finished, gen := s.target, s.finished, s.gen
+			s.mu.Unlock()
+			if target <= finished {
+				break
+			}
+			err := s.compact(target, gen)
+			if errors.Is(err, errStopped) {
+				return
+			}
+			if errors.Is(err, errReloaded) {
+				continue
+			}
+			s.mu.Lock()
+			if err != nil {
+				s.err = err
+			} else if s.gen == gen {
+				s.finished = target
+			}
+			s.broadcastLocked()
+			s.mu.Unlock()
+			if err != nil {
+				break // the next CompactionScheduled or Reload retries
+			}
+		}
+	}
+}
+
+// compact physically compacts at target: for every revision-log entry at or below
+// target it deletes the version it names if a read at target or above can no longer
+// see it (a newer version at or below target exists, or it is a tombstone), and
+// deletes the entry itself if it is below target. Entries are visited in revision
+// order, so an older version of a key is always deleted no later than a newer one.
+//
+// Every deleted version is at or below target and writers only add versions above
+// it, so compaction and writes never touch the same keys.
+func (s *Store) compact(target int64, gen uint64) error {
+	start := storage.RevisionKey(0, 0)
+	end := storage.RevisionKey(target+1, 0)
+	for start != nil {
+		select {
+		case <-s.stop:
+			return errStopped
+		default:
+		}
+		s.mu.Lock()
+		reloaded := s.gen != gen
+		s.mu.Unlock()
+		if reloaded {
+			return errReloaded
+		}
+		next, err := s.compactBatch(start, end, target)
+		if err != nil {
+			return err
+		}
+		start = next
+	}
+	for _, p := range []byte{storage.PrefixKey, storage.PrefixRevision} {
+		if err := s.eng.Compact([]byte{p}, []byte{p + 1}); err != nil {
+			return err
+		}
+	}
+	b := s.eng.NewBatch()
+	defer b.Close()
+	if err := b.Set(storage.MetaCompactFinished, int64Value(target)); err != nil {
+		return err
+	}
+	return b.Commit(false)
+}
+
+// compactBatch handles up to compactBatchSize revision-log entries in [start, end) in
+// one engine batch and returns where the next batch starts (nil when done).
+func (s *Store) compactBatch(start, end []byte, target int64) (next []byte, err error) {
+	logIt, err := s.eng.NewIter(storage.IterOptions{LowerBound: start, UpperBound: end})
+	if err != nil {
+		return nil, err
+	}
+	defer logIt.Close()
+	keyIt, err := s.eng.NewIter(storage.IterOptions{
+		LowerBound: []byte{storage.PrefixKey}, UpperBound: []byte{storage.PrefixKey + 1}})
+	if err != nil {
+		return nil, err
+	}
+	defer keyIt.Close()
+	b := s.eng.NewBatch()
+	defer b.Close()
+
+	n := 0
+	ok := logIt.First()
+	for ; ok && n < compactBatchSize; ok = logIt.Next() {
+		n++
+		main, sub, err := storage.ParseRevisionKey(logIt.Key())
+		if err != nil {
+			return nil, err
+		}
+		key, tombstone, err := decodeRevLog(logIt.Value())
+		if err != nil {
+			return nil, err
+		}
+		vk := storage.VersionKey(key, main, sub)
+		drop := tombstone
+		if !drop && keyIt.SeekLT(vk) {
+			// The previous key in order is the next newer version, if it is of key.
+			k := keyIt.Key()
+			if len(k) == len(vk) && bytes.HasPrefix(k, vk[:len(vk)-16]) {
+				_, newer, _, err := storage.ParseVersionKey(k)
+				if err != nil {
+					return nil, err
+				}
+				drop = newer <= target
+			}
+		}
+		if drop {
+			if err := b.Delete(vk); err != nil {
+				return nil, err
+			}
+		}
+		if main < target {
+			if err := b.Delete(logIt.Key()); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if ok {
+		next = append(bytes.Clone(logIt.Key()), 0)
+	}
+	if err := logIt.Error(); err != nil {
+		return nil, err
+	}
+	if err := keyIt.Error(); err != nil {
+		return nil, err
+	}
+	if b.Count() > 0 {
+		if err := b.Commit(false); err != nil {
+			return nil, err
+		}
+	}
+	return next, nil
+}

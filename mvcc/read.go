@@ -1,0 +1,144 @@
+package mvcc
+
+import (
+	"bytes"
+	"errors"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+
+	"github.com/metastore/metastore/storage"
+)
+
+// checkRev resolves a requested revision against a view at cur whose compacted
+// revision is compact, as etcd does: 0 (or below) means cur; above cur is ErrFutureRev;
+// below compact is ErrCompacted. Reading AT the compacted revision is allowed.
+func checkRev(rev, cur, compact int64) (int64, error) {
+	if rev > cur {
+		return 0, ErrFutureRev
+	}
+	if rev <= 0 {
+		rev = cur
+	}
+	if rev < compact {
+		return 0, ErrCompacted
+	}
+	return rev, nil
+}
+
+// rangeAt returns the live keys of [key, end) at revision rev, read from r.
+//
+// It makes one forward pass: for each user key it positions at the newest version
+// <= rev with one SeekGE to VersionKey(k, rev, MaxSub), and after that key jumps to
+// the next user key with one SeekGE to PrefixEnd(KeyPrefix(k)).
+func rangeAt(r storage.Reader, key, end []byte, rev int64, opts RangeOptions) (kvs []*mvccpb.KeyValue, count int, err error) {
+	lower, upper := storage.KeyRangeBounds(key, end)
+	if bytes.Compare(lower, upper) >= 0 {
+		return nil, 0, nil // end <= key: an empty range, as in etcd
+	}
+	it, err := r.NewIter(storage.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return nil, 0, err
+	}
+	defer it.Close()
+
+	var revSuffix [16]byte // the ^main ^sub suffix of VersionKey(_, rev, MaxSub)
+	copy(revSuffix[:], storage.VersionKey(nil, rev, storage.MaxSub)[3:])
+
+	seek := lower
+	if len(end) == 0 {
+		seek = storage.VersionKey(key, rev, storage.MaxSub)
+	}
+	ok := it.SeekGE(seek)
+	var target []byte
+	for ok {
+		k := it.Key()
+		if len(k) < 1+2+16 {
+			return nil, 0, errCorrupt
+		}
+		prefix := k[:len(k)-16]
+		if bytes.Compare(k[len(k)-16:], revSuffix[:]) < 0 {
+			// This version is newer than rev: jump to the newest one <= rev.
+			target = append(append(target[:0], prefix...), revSuffix[:]...)
+			if ok = it.SeekGE(target); !ok {
+				break
+			}
+			k = it.Key()
+			if !bytes.HasPrefix(k, target[:len(prefix)]) || len(k) != len(target) {
+				continue // the key has no version <= rev; k is the next user key
+			}
+			prefix = k[:len(k)-16]
+		}
+		if val := it.Value(); !isTombstone(val) {
+			count++
+			if !opts.CountOnly && (opts.Limit <= 0 || int64(len(kvs)) < opts.Limit) {
+				v, err := decodeVersion(val)
+				if err != nil {
+					return nil, 0, err
+				}
+				uk, main, _, err := storage.ParseVersionKey(k)
+				if err != nil {
+					return nil, 0, err
+				}
+				kvs = append(kvs, v.kv(uk, main, opts.KeysOnly))
+			}
+		}
+		target = storage.PrefixEnd(prefix)
+		if target == nil {
+			break
+		}
+		ok = it.SeekGE(target)
+	}
+	if err := it.Error(); err != nil {
+		return nil, 0, err
+	}
+	return kvs, count, nil
+}
+
+func isTombstone(v []byte) bool { return len(v) > 0 && v[0]&flagTombstone != 0 }
+
+// getAt returns the newest version of key at or below rev if it is live, else nil.
+func getAt(r storage.Reader, key []byte, rev int64) (*mvccpb.KeyValue, error) {
+	kvs, _, err := rangeAt(r, key, nil, rev, RangeOptions{})
+	if err != nil || len(kvs) == 0 {
+		return nil, err
+	}
+	return kvs[0], nil
+}
+
+// view is a read of committed state: an engine snapshot with the revision and the
+// compacted revision that were current when it was taken.
+type view struct {
+	snap    storage.Snapshot
+	rev     int64
+	compact int64
+}
+
+func (v *view) Rev() int64 { return v.rev }
+
+func (v *view) Range(key, end []byte, opts RangeOptions) (RangeResult, error) {
+	if v.snap == nil {
+		return RangeResult{}, errViewClosed
+	}
+	return rangeView(v.snap, key, end, v.rev, v.compact, opts)
+}
+
+func (v *view) Close() {
+	if v.snap != nil {
+		_ = v.snap.Close()
+		v.snap = nil
+	}
+}
+
+func rangeView(r storage.Reader, key, end []byte, cur, compact int64, opts RangeOptions) (RangeResult, error) {
+	rev, err := checkRev(opts.Rev, cur, compact)
+	if err != nil {
+		return RangeResult{Rev: cur}, err
+	}
+	kvs, count, err := rangeAt(r, key, end, rev, opts)
+	if err != nil {
+		return RangeResult{Rev: cur}, err
+	}
+	return RangeResult{KVs: kvs, Rev: cur, Count: count}, nil
+}
+
+var errViewClosed = errors.New("mvcc: read view used after Close")
