@@ -9,6 +9,7 @@ import (
 // Key layout. Every key written into an Engine starts with one prefix byte naming its
 // owner. The prefixes are listed here and nowhere else.
 //
+//	'I' name                     this member's own identity (member ID)   (cmd wiring; never replicated)
 //	'H'                          raft hard state                          (raftlog)
 //	'S'                          raft snapshot metadata                   (raftlog)
 //	'L' index(8, big endian)     raft log entry                           (raftlog)
@@ -25,6 +26,7 @@ import (
 // from the newest revision to the oldest, so "the newest version at or below revision R"
 // is one SeekGE to VersionKey(key, R, MaxSub).
 const (
+	PrefixLocal         byte = 'I'
 	PrefixRaftHardState byte = 'H'
 	PrefixRaftSnapshot  byte = 'S'
 	PrefixRaftLog       byte = 'L'
@@ -63,6 +65,10 @@ var (
 	MetaClusterID        = MetaKey("cluster_id")        // uint64 BE
 	MetaSnapshotInstall  = MetaKey("snapshot_install")  // set while a snapshot is being installed
 )
+
+// LocalMemberID holds this member's ID (uint64 BE). It is not part of the state machine:
+// a snapshot from another member must not overwrite it.
+var LocalMemberID = []byte{PrefixLocal, 'm', 'e', 'm', 'b', 'e', 'r', '_', 'i', 'd'}
 
 // MetaKey returns the key of the state-machine metadata entry name.
 func MetaKey(name string) []byte { return append([]byte{PrefixMeta}, name...) }
