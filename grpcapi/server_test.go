@@ -553,7 +553,9 @@ func TestHTTPEndpointsShareTheClientPort(t *testing.T) {
 		t.Errorf("/metrics = %d, missing the Put counter", code)
 	}
 
-	s.b.set(func(b *fakeBackend) { b.alarms = []*pb.AlarmMember{{MemberID: testMemberID, Alarm: pb.AlarmType_NOSPACE}} })
+	s.b.set(func(b *fakeBackend) {
+		b.alarms = []*pb.AlarmMember{{MemberID: testMemberID, Alarm: pb.AlarmType_NOSPACE}}
+	})
 	if code, body := httpGet(t, base+"/health"); code != 503 || body != `{"health":"false","reason":"ALARM NOSPACE"}` {
 		t.Errorf("/health with NOSPACE = %d %s", code, body)
 	}
