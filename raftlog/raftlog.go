@@ -284,3 +284,6 @@ func (s *Storage) Entries(lo, hi, maxSize uint64) ([]*raftpb.Entry, error) {
 	}
 	return out, nil
 }
+
+// Engine is the engine the log lives in (shared with the state machine).
+func (s *Storage) Engine() storage.Engine { return s.eng }

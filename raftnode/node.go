@@ -1,0 +1,409 @@
+// Package raftnode runs one member's Raft: it owns the raft.Node, the ticker and the
+// Ready loop, and connects them to the durable log (raftlog), the peer transport and
+// the state machine (through the Apply channel). It does not apply entries, install
+// snapshots or interpret entry data: that is the server's job. It must not write
+// state-machine keys; the only engine writes it makes go through raftlog.
+//
+// # The Ready loop
+//
+// ONE goroutine (Node.run) owns the loop. For every raft.Ready it does, in this order:
+//
+//  1. PERSIST rd.Snapshot (metadata, with the received file's path), rd.Entries (a
+//     new entry at index i discards every stored entry >= i) and rd.HardState in ONE
+//     engine batch, synced when raft requires it (raftlog.Storage.Append). Nothing of
+//     this Ready leaves the node BEFORE that returns. A storage error stops the node
+//     (Done is closed, Err says why): raft cannot continue on a log it failed to write.
+//  2. HAND OVER rd.Snapshot and rd.CommittedEntries, in raft's order, as one Apply on
+//     the Apply channel. They are therefore durable in the log BEFORE the server sees
+//     them. The channel is buffered; the loop blocks only when the server is far behind.
+//  3. SEND rd.Messages through the Transport, only AFTER step 1. A follower or
+//     candidate whose Ready committed a configuration change first WAITS until the
+//     server has reported (Applied) that entry applied, so it never counts votes or
+//     acks under a stale configuration. MsgSnap is handed to the transport like any
+//     message; the transport streams the state and calls ReportSnapshot.
+//  4. ADVANCE raft.
+//
+// Between Readys the loop ticks raft every TickInterval and, when the server reports
+// progress with Applied, takes a log snapshot every SnapshotCount applied entries:
+// raftlog.CreateSnapshot at the state machine's applied index (read, with its
+// ConfState, from the engine), then Compact, keeping SnapshotCatchupEntries entries for
+// slow followers.
+//
+// # The server's obligations
+//
+//  1. Read Apply() and apply each Apply fully, in order. If Snapshot is not empty,
+//     first snap.Install(engine, SnapshotPath), which replaces the state machine.
+//  2. For every entry of type EntryConfChange/EntryConfChangeV2, call ApplyConfChange
+//     (with NodeId zeroed to refuse it) and write the returned ConfState to
+//     storage.MetaConfState, in the same engine batch as the entry's effects and
+//     MetaAppliedIndex/MetaAppliedTerm.
+//  3. After committing that batch (sync not needed) call Applied(last index applied).
+//  4. Every entry is delivered exactly once across restarts: Start reads the applied
+//     index from the engine and does not deliver entries at or below it again (it
+//     re-applies their configuration changes to raft itself).
+package raftnode
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/metastore/metastore/raftlog"
+	"github.com/metastore/metastore/snap"
+)
+
+// ErrStopped is returned by the methods of a stopped Node.
+var ErrStopped = errors.New("raftnode: stopped")
+
+// Transport sends raft messages to peers. Send must not block: it queues.
+type Transport interface {
+	Send(msgs []*raftpb.Message)
+}
+
+// Config configures Start. Zero values take the defaults noted.
+type Config struct {
+	ID uint64
+	// Peers is non-empty only when bootstrapping a brand-new cluster. When the log is
+	// not empty, or Peers is empty (a member joining an existing cluster), raft
+	// restarts from Storage.
+	Peers   []raft.Peer
+	Storage *raftlog.Storage
+	// SnapDir is the member's snap dir: where received snapshot files are, for
+	// finishing an interrupted install at Start.
+	SnapDir   string
+	Transport Transport
+	Logger    *zap.Logger
+
+	TickInterval           time.Duration // etcd --heartbeat-interval; default 100ms
+	ElectionTicks          int           // election timeout / heartbeat interval; default 10
+	HeartbeatTicks         int           // default 1
+	SnapshotCount          uint64        // applied entries between log snapshots; default 10000
+	SnapshotCatchupEntries uint64        // entries kept after compaction; default 5000
+	MaxSizePerMsg          uint64        // default 1 MiB
+	MaxInflightMsgs        int           // default 512
+	// MaxUncommittedEntriesSize bounds the leader's uncommitted tail; default 1 GiB.
+	MaxUncommittedEntriesSize uint64
+}
+
+func (c *Config) setDefaults() {
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+	if c.TickInterval <= 0 {
+		c.TickInterval = 100 * time.Millisecond
+	}
+	if c.ElectionTicks <= 0 {
+		c.ElectionTicks = 10
+	}
+	if c.HeartbeatTicks <= 0 {
+		c.HeartbeatTicks = 1
+	}
+	if c.SnapshotCount == 0 {
+		c.SnapshotCount = 10000
+	}
+	if c.SnapshotCatchupEntries == 0 {
+		c.SnapshotCatchupEntries = 5000
+	}
+	if c.MaxSizePerMsg == 0 {
+		c.MaxSizePerMsg = 1 << 20
+	}
+	if c.MaxInflightMsgs <= 0 {
+		c.MaxInflightMsgs = 512
+	}
+	if c.MaxUncommittedEntriesSize == 0 {
+		c.MaxUncommittedEntriesSize = 1 << 30
+	}
+}
+
+// Apply is one batch of work for the state machine, in log order.
+type Apply struct {
+	// Snapshot, when not empty (raft.IsEmptySnap), replaces the state machine and comes
+	// before Entries. Its metadata is the position of the state in SnapshotPath.
+	Snapshot     *raftpb.Snapshot
+	SnapshotPath string
+	// Entries are committed and durable in the log.
+	Entries []*raftpb.Entry
+}
+
+// Node is a running raft member.
+type Node struct {
+	cfg Config
+	rn  raft.Node
+	st  *raftlog.Storage
+	lg  *zap.Logger
+
+	applyc     chan Apply
+	readStatec chan raft.ReadState
+	appliedc   chan struct{} // nudges the loop when applied moves
+	applied    atomic.Uint64
+
+	// skipUntil: committed entries at or below it are already in the state machine.
+	skipUntil uint64
+	initial   *Apply // handed over before anything else (restart mid-install)
+
+	lead     atomic.Uint64
+	term     atomic.Uint64
+	isLeader atomic.Bool
+	leadMu   sync.Mutex
+	leadc    chan struct{}
+
+	stopOnce sync.Once
+	stopc    chan struct{}
+	donec    chan struct{}
+	err      error // set before donec is closed
+}
+
+// Start starts raft for cfg.ID, PreVote and CheckQuorum on. It first finishes a
+// snapshot install a crash interrupted (snap.ResumeInstall), then reads the state
+// machine's applied index from the engine.
+func Start(cfg Config) (*Node, error) {
+	cfg.setDefaults()
+	if cfg.ID == 0 || cfg.Storage == nil || cfg.Transport == nil {
+		return nil, errors.New("raftnode: Config needs ID, Storage and Transport")
+	}
+	eng := cfg.Storage.Engine()
+	if err := snap.ResumeInstall(eng, cfg.SnapDir); err != nil {
+		return nil, err
+	}
+	var applied uint64
+	if md, err := snap.ReadMeta(eng); err == nil {
+		applied = md.GetIndex()
+	} else if !errors.Is(err, snap.ErrNoState) {
+		return nil, err
+	}
+	n := &Node{
+		cfg:        cfg,
+		st:         cfg.Storage,
+		lg:         cfg.Logger.With(zap.String("raft-id", fmt.Sprintf("%x", cfg.ID))),
+		applyc:     make(chan Apply, 4096),
+		readStatec: make(chan raft.ReadState, 64),
+		appliedc:   make(chan struct{}, 1),
+		leadc:      make(chan struct{}),
+		stopc:      make(chan struct{}),
+		donec:      make(chan struct{}),
+		skipUntil:  applied,
+	}
+	n.applied.Store(applied)
+
+	snapMeta, snapPath := cfg.Storage.SnapshotFile()
+	if snapMeta.GetIndex() > applied {
+		// Crashed after persisting a received snapshot, before installing it.
+		if snapPath == "" {
+			return nil, fmt.Errorf("raftnode: log snapshot at %d is ahead of the state machine (%d) and has no file",
+				snapMeta.GetIndex(), applied)
+		}
+		n.initial = &Apply{Snapshot: &raftpb.Snapshot{Metadata: snapMeta}, SnapshotPath: snapPath}
+		n.skipUntil = snapMeta.GetIndex()
+	}
+	hs := cfg.Storage.HardState()
+	n.term.Store(hs.GetTerm())
+
+	rc := &raft.Config{
+		ID:                        cfg.ID,
+		ElectionTick:              cfg.ElectionTicks,
+		HeartbeatTick:             cfg.HeartbeatTicks,
+		Storage:                   cfg.Storage,
+		Applied:                   snapMeta.GetIndex(),
+		MaxSizePerMsg:             cfg.MaxSizePerMsg,
+		MaxInflightMsgs:           cfg.MaxInflightMsgs,
+		MaxUncommittedEntriesSize: cfg.MaxUncommittedEntriesSize,
+		CheckQuorum:               true,
+		PreVote:                   true,
+		Logger:                    newRaftLogger(n.lg),
+	}
+	last, _ := cfg.Storage.LastIndex()
+	if last == 0 && raft.IsEmptyHardState(hs) && len(cfg.Peers) > 0 {
+		n.lg.Info("starting a new raft member", zap.Int("peers", len(cfg.Peers)))
+		n.rn = raft.StartNode(rc, cfg.Peers)
+	} else {
+		n.lg.Info("restarting raft member", zap.Uint64("term", hs.GetTerm()),
+			zap.Uint64("commit", hs.GetCommit()), zap.Uint64("applied", applied),
+			zap.Uint64("snapshot", snapMeta.GetIndex()), zap.Uint64("last", last))
+		n.rn = raft.RestartNode(rc)
+	}
+	go n.run()
+	return n, nil
+}
+
+func (n *Node) run() {
+	defer n.shutdown()
+	ticker := time.NewTicker(n.cfg.TickInterval)
+	defer ticker.Stop()
+	if n.initial != nil {
+		select {
+		case n.applyc <- *n.initial:
+		case <-n.stopc:
+			return
+		}
+	}
+	for {
+		select {
+		case <-ticker.C:
+			n.rn.Tick()
+		case rd := <-n.rn.Ready():
+			if err := n.handleReady(rd); err != nil {
+				if !errors.Is(err, ErrStopped) {
+					n.lg.Error("raft ready loop stopped", zap.Error(err))
+					n.err = err
+				}
+				return
+			}
+		case <-n.appliedc:
+			n.maybeSnapshot()
+		case <-n.stopc:
+			return
+		}
+	}
+}
+
+func (n *Node) handleReady(rd raft.Ready) error {
+	if rd.SoftState != nil {
+		n.setLeader(rd.SoftState.Lead, rd.SoftState.RaftState == raft.StateLeader)
+	}
+	if rd.HardState != nil {
+		n.term.Store(rd.HardState.GetTerm())
+	}
+	for _, rs := range rd.ReadStates {
+		select {
+		case n.readStatec <- rs:
+		default:
+			n.lg.Warn("read state dropped: ReadStates() is not being read")
+		}
+	}
+
+	// 1. Persist.
+	if err := n.st.Append(rd.HardState, rd.Entries, rd.Snapshot); err != nil {
+		return fmt.Errorf("raftnode: persisting ready: %w", err)
+	}
+
+	// 2. Hand over to the state machine.
+	var ap Apply
+	if !raft.IsEmptySnap(rd.Snapshot) {
+		ap.Snapshot = rd.Snapshot
+		ap.SnapshotPath = string(rd.Snapshot.GetData())
+		n.lg.Info("received snapshot persisted", zap.Uint64("index", rd.Snapshot.GetMetadata().GetIndex()),
+			zap.String("path", ap.SnapshotPath))
+	}
+	var confIndex uint64
+	for _, e := range rd.CommittedEntries {
+		isConf := e.GetType() == raftpb.EntryConfChange || e.GetType() == raftpb.EntryConfChangeV2
+		if e.GetIndex() <= n.skipUntil {
+			if isConf {
+				if err := n.reapplyConfChange(e); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		ap.Entries = append(ap.Entries, e)
+		if isConf {
+			confIndex = e.GetIndex()
+		}
+	}
+	if ap.Snapshot != nil || len(ap.Entries) > 0 {
+		select {
+		case n.applyc <- ap:
+		case <-n.stopc:
+			return ErrStopped
+		}
+	}
+
+	// 3. Send.
+	if confIndex > 0 && !n.isLeader.Load() {
+		for n.applied.Load() < confIndex {
+			select {
+			case <-n.appliedc:
+			case <-n.stopc:
+				return ErrStopped
+			}
+		}
+	}
+	if len(rd.Messages) > 0 {
+		n.cfg.Transport.Send(rd.Messages)
+	}
+
+	// 4. Advance.
+	n.rn.Advance()
+	return nil
+}
+
+// reapplyConfChange gives raft a configuration change the state machine applied
+// before this restart.
+func (n *Node) reapplyConfChange(e *raftpb.Entry) error {
+	var cc raftpb.ConfChangeI
+	if e.GetType() == raftpb.EntryConfChange {
+		c := &raftpb.ConfChange{}
+		if err := proto.Unmarshal(e.GetData(), c); err != nil {
+			return fmt.Errorf("raftnode: conf change at %d: %w", e.GetIndex(), err)
+		}
+		cc = c
+	} else {
+		c := &raftpb.ConfChangeV2{}
+		if err := proto.Unmarshal(e.GetData(), c); err != nil {
+			return fmt.Errorf("raftnode: conf change at %d: %w", e.GetIndex(), err)
+		}
+		cc = c
+	}
+	n.rn.ApplyConfChange(cc)
+	return nil
+}
+
+// maybeSnapshot takes a log snapshot and compacts when SnapshotCount entries were
+// applied since the last one.
+func (n *Node) maybeSnapshot() {
+	md, _ := n.st.SnapshotFile()
+	if n.applied.Load() < md.GetIndex()+n.cfg.SnapshotCount {
+		return
+	}
+	es := n.st.Engine().NewSnapshot()
+	sm, err := snap.ReadMeta(es)
+	es.Close()
+	if err != nil {
+		n.lg.Warn("cannot snapshot: state machine position unreadable", zap.Error(err))
+		return
+	}
+	index := sm.GetIndex()
+	if index <= md.GetIndex() {
+		return
+	}
+	if err := n.st.CreateSnapshot(index, sm.GetConfState()); err != nil {
+		n.lg.Warn("creating log snapshot failed", zap.Uint64("index", index), zap.Error(err))
+		return
+	}
+	if index <= n.cfg.SnapshotCatchupEntries {
+		return
+	}
+	compact := index - n.cfg.SnapshotCatchupEntries
+	if first, _ := n.st.FirstIndex(); compact < first {
+		return
+	}
+	if err := n.st.Compact(compact); err != nil && !errors.Is(err, raft.ErrCompacted) {
+		n.lg.Warn("compacting the log failed", zap.Uint64("index", compact), zap.Error(err))
+		return
+	}
+	n.lg.Info("log snapshot taken", zap.Uint64("snapshot-index", index), zap.Uint64("compacted-to", compact))
+}
+
+func (n *Node) setLeader(lead uint64, isLeader bool) {
+	n.isLeader.Store(isLeader)
+	if n.lead.Swap(lead) == lead {
+		return
+	}
+	n.leadMu.Lock()
+	close(n.leadc)
+	n.leadc = make(chan struct{})
+	n.leadMu.Unlock()
+}
+
+func (n *Node) shutdown() {
+	n.rn.Stop()
+	close(n.applyc)
+	close(n.donec)
+}
