@@ -107,6 +107,7 @@ frobnicate: 3
 		`config file key "enable-pprof" is not implemented by metastore yet; ignored`,
 		`config file key "frobnicate" is unknown to etcd; ignored`,
 		"flags --name are ignored because --config-file " + p + " is given (as in etcd)",
+		"environment variables ETCD_BOGUS ETCD_DATA_DIR are ignored because --config-file " + p + " is given (as in etcd)",
 	}
 	if strings.Join(ws, "\n") != strings.Join(want, "\n") {
 		t.Errorf("warnings =\n%s\nwant\n%s", strings.Join(ws, "\n"), strings.Join(want, "\n"))

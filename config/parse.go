@@ -58,8 +58,19 @@ func Parse(args []string, environ []string) (*Config, []string, error) {
 			warnings = append(warnings, fmt.Sprintf("flags %s are ignored because --config-file %s is given (as in etcd)",
 				strings.Join(cmdline, " "), c.ConfigFile))
 		}
+		var envs []string
+		for k := range env {
+			if strings.HasPrefix(k, EnvPrefix+"_") && k != FlagToEnv("config-file") {
+				envs = append(envs, k)
+			}
+		}
+		if len(envs) > 0 {
+			sort.Strings(envs)
+			warnings = append(warnings, fmt.Sprintf("environment variables %s are ignored because --config-file %s is given (as in etcd)",
+				strings.Join(envs, " "), c.ConfigFile))
+		}
 		fc.deriveDefaults()
-		return fc, warnings, fc.Validate()
+		return fc, append(warnings, fc.valueWarnings()...), fc.Validate()
 	}
 
 	var warnings []string
@@ -87,7 +98,16 @@ func Parse(args []string, environ []string) (*Config, []string, error) {
 	}
 	warnings = append(warnings, c.ignoredWarnings()...)
 	c.deriveDefaults()
-	return c, warnings, c.Validate()
+	return c, append(warnings, c.valueWarnings()...), c.Validate()
+}
+
+// valueWarnings are etcd's start-up warnings about accepted but unwise values.
+func (c *Config) valueWarnings() []string {
+	var ws []string
+	if c.QuotaBackendBytes > MaxQuotaBackendBytes {
+		ws = append(ws, fmt.Sprintf("quota exceeds the maximum value: --quota-backend-bytes %d > %d", c.QuotaBackendBytes, MaxQuotaBackendBytes))
+	}
+	return ws
 }
 
 // envMap turns "K=V" entries into a map; the first occurrence of a key wins, as in os.Getenv.

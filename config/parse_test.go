@@ -213,3 +213,14 @@ func TestEveryUnimplementedFlagWarnsOnce(t *testing.T) {
 		t.Errorf("warnings = %q, want %q", ws, want)
 	}
 }
+
+func TestQuota(t *testing.T) {
+	c, ws := mustParse(t, []string{"--quota-backend-bytes=-1"}, nil)
+	if c.QuotaBytes() != 0 || len(ws) != 0 {
+		t.Errorf("negative quota: %d %q (want disabled)", c.QuotaBytes(), ws)
+	}
+	c, ws = mustParse(t, []string{"--quota-backend-bytes=10737418240"}, nil)
+	if c.QuotaBytes() != 10737418240 || len(ws) != 1 || !strings.HasPrefix(ws[0], "quota exceeds the maximum value") {
+		t.Errorf("10GiB quota: %d %q", c.QuotaBytes(), ws)
+	}
+}
