@@ -161,9 +161,10 @@ func BackendHealthCheck(b Backend, timeout time.Duration) HealthCheck {
 	}
 }
 
-// VersionHandler serves /version: {"etcdserver":"3.7.3","etcdcluster":"3.7.0",...}.
+// VersionHandler serves /version as etcd v3.7.3 does:
+// {"etcdserver":"3.7.3","etcdcluster":"3.7.0","storage":"3.7.0"}.
 func VersionHandler() http.Handler {
-	body, _ := json.Marshal(version.Versions{Server: version.Version, Cluster: ClusterVersion, Storage: ClusterVersion})
+	body, _ := json.Marshal(version.Versions{Server: version.Version, Cluster: ClusterVersion, Storage: storageVersion})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", http.MethodGet+", "+http.MethodHead)

@@ -14,11 +14,15 @@ import (
 // (etcd's storage.DefaultQuotaBytes, 2 GiB).
 const defaultQuotaBytes = int64(2 * 1024 * 1024 * 1024)
 
+// storageVersion is the storage version etcd v3.7 reports (Status, /version).
+const storageVersion = "3.7.0"
+
 // maintenanceServer is the Maintenance service.
 //
 //   - Status, Alarm, HashKV: the backend answers; the header is filled here. Status also
-//     adds, as etcd's gRPC layer does, "etcdserver: no leader" to Errors when Leader is 0,
-//     the default dbSizeQuota when the backend leaves it 0, and a DowngradeInfo.
+//     adds, as etcd's gRPC layer does, "etcdserver: no leader" to Errors when Leader is 0;
+//     and when the backend leaves them empty: dbSizeQuota (etcd's default 2 GiB),
+//     storageVersion ("3.7.0") and an empty DowngradeInfo.
 //   - Defragment answers success and does nothing: Pebble compacts its files itself and
 //     has nothing like bbolt's free pages to give back, so `etcdctl defrag` succeeds.
 //   - Hash (deprecated in etcd), Snapshot, MoveLeader, Downgrade: codes.Unimplemented.
@@ -40,6 +44,9 @@ func (s *maintenanceServer) Status(ctx context.Context, _ *pb.StatusRequest) (*p
 	}
 	if resp.DbSizeQuota == 0 {
 		resp.DbSizeQuota = defaultQuotaBytes
+	}
+	if resp.StorageVersion == "" {
+		resp.StorageVersion = storageVersion
 	}
 	if resp.DowngradeInfo == nil {
 		resp.DowngradeInfo = &pb.DowngradeInfo{}

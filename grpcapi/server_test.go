@@ -157,16 +157,20 @@ func (b *fakeBackend) Status(context.Context) (*pb.StatusResponse, error) {
 func (b *fakeBackend) Alarm(_ context.Context, r *pb.AlarmRequest) (*pb.AlarmResponse, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if r.Action == pb.AlarmRequest_DEACTIVATE {
-		var kept []*pb.AlarmMember
-		for _, a := range b.alarms {
-			if a.MemberID != r.MemberID || a.Alarm != r.Alarm {
-				kept = append(kept, a)
-			}
-		}
-		b.alarms = kept
+	if r.Action != pb.AlarmRequest_DEACTIVATE {
+		return &pb.AlarmResponse{Alarms: b.alarms}, nil
 	}
-	return &pb.AlarmResponse{Alarms: b.alarms}, nil
+	// As etcd: DEACTIVATE answers the alarms it removed.
+	var kept, removed []*pb.AlarmMember
+	for _, a := range b.alarms {
+		if a.MemberID == r.MemberID && a.Alarm == r.Alarm {
+			removed = append(removed, a)
+		} else {
+			kept = append(kept, a)
+		}
+	}
+	b.alarms = kept
+	return &pb.AlarmResponse{Alarms: removed}, nil
 }
 
 func (b *fakeBackend) HashKV(context.Context, int64) (*pb.HashKVResponse, error) {
@@ -445,7 +449,7 @@ func TestMaintenanceAndCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkHeader(t, "status", st.Header, 1)
-	if st.Version != "3.7.3" || st.Leader != testMemberID || len(st.Errors) != 0 || st.DbSizeQuota != defaultQuotaBytes {
+	if st.Version != "3.7.3" || st.StorageVersion != "3.7.0" || st.Leader != testMemberID || len(st.Errors) != 0 || st.DbSizeQuota != defaultQuotaBytes {
 		t.Errorf("status = %v", st)
 	}
 
