@@ -48,6 +48,7 @@ func TestEtcdctlCommands(t *testing.T) {
 		{args: []string{"get", "foo", "-w", "json"}, want: `"cluster_id":193,"member_id":161,"revision":2,"raft_term":7`},
 		{args: []string{"txn"}, stdin: "\nput a 1\nput b 2\n\n\n", want: "SUCCESS\n\nOK\n\nOK\n"},
 		{args: []string{"txn"}, stdin: "\nput a 1\nput a 2\n\n\n", want: "duplicate key given in txn request", fail: true},
+		{args: []string{"get", "--stream", "a"}, want: "a\n1\n"},
 		{args: []string{"put", "", "x"}, want: "key is not provided", fail: true},
 		{args: []string{"del", "foo"}, want: "1"},
 		{args: []string{"compaction", "2"}, want: "compacted revision 2"},

@@ -35,10 +35,10 @@ func (hd header) fillWithoutRevision() *pb.ResponseHeader {
 // kvServer is the KV service: validate, call the backend once, map the error, fill
 // the header.
 type kvServer struct {
-	pb.UnimplementedKVServer // RangeStream: codes.Unimplemented
-	b                        Backend
-	hdr                      header
-	maxTxnOps                int
+	pb.UnimplementedKVServer
+	b         Backend
+	hdr       header
+	maxTxnOps int
 }
 
 func (s *kvServer) Range(ctx context.Context, r *pb.RangeRequest) (*pb.RangeResponse, error) {
@@ -51,6 +51,21 @@ func (s *kvServer) Range(ctx context.Context, r *pb.RangeRequest) (*pb.RangeResp
 	}
 	resp.Header = s.hdr.fill(resp.Header)
 	return resp, nil
+}
+
+// RangeStream answers with a single chunk holding the whole Range response: a valid
+// stream (the merge of all chunks is the Range response), without etcd's memory bound
+// yet. Like etcd, it refuses custom sort orders and revision filters.
+func (s *kvServer) RangeStream(r *pb.RangeRequest, stream pb.KV_RangeStreamServer) error {
+	if err := checkRangeStreamRequest(r); err != nil {
+		return err
+	}
+	resp, err := s.b.Range(stream.Context(), r)
+	if err != nil {
+		return toGRPCError(err)
+	}
+	resp.Header = s.hdr.fill(resp.Header)
+	return stream.Send(&pb.RangeStreamResponse{RangeResponse: resp})
 }
 
 func (s *kvServer) Put(ctx context.Context, r *pb.PutRequest) (*pb.PutResponse, error) {

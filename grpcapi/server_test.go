@@ -271,6 +271,22 @@ func TestKVRoundTripFillsHeaders(t *testing.T) {
 		t.Fatalf("delete: %v %v", dr, err)
 	}
 	checkHeader(t, "delete", dr.Header, 5)
+	ch, err := s.cli.GetStream(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sr, err := clientv3.GetStreamToGetResponse(ch)
+	if err != nil || len(sr.Kvs) != 1 || string(sr.Kvs[0].Value) != "1" {
+		t.Fatalf("get --stream a = %v, %v", sr, err)
+	}
+	checkHeader(t, "range stream", sr.Header, 5)
+	ch, err = s.cli.GetStream(ctx, "a", clientv3.WithMinModRev(2))
+	if err == nil {
+		_, err = clientv3.GetStreamToGetResponse(ch)
+	}
+	if status.Code(err) != codes.Unimplemented {
+		t.Errorf("range stream with a revision filter: %v", err)
+	}
 	// The backend leaves the compaction header empty: the revision is the current one.
 	cr, err := s.cli.Compact(ctx, 3)
 	if err != nil {

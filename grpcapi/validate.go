@@ -3,6 +3,8 @@ package grpcapi
 import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // Request validation, before anything reaches the backend. Each check answers exactly
@@ -20,6 +22,20 @@ func checkRangeRequest(r *pb.RangeRequest) error {
 	}
 	if _, ok := pb.RangeRequest_SortTarget_name[int32(r.GetSortTarget())]; !ok {
 		return rpctypes.ErrGRPCInvalidSortOption
+	}
+	return nil
+}
+
+func checkRangeStreamRequest(r *pb.RangeRequest) error {
+	if err := checkRangeRequest(r); err != nil {
+		return err
+	}
+	order, target := r.GetSortOrder(), r.GetSortTarget()
+	if order != pb.RangeRequest_NONE && (target != pb.RangeRequest_KEY || order != pb.RangeRequest_ASCEND) {
+		return status.Error(codes.Unimplemented, "RangeStream does not support custom sort orders")
+	}
+	if r.GetMinModRevision() != 0 || r.GetMaxModRevision() != 0 || r.GetMinCreateRevision() != 0 || r.GetMaxCreateRevision() != 0 {
+		return status.Error(codes.Unimplemented, "RangeStream does not support revision filters")
 	}
 	return nil
 }
