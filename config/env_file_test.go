@@ -206,3 +206,35 @@ func TestCheckDataDir(t *testing.T) {
 		}
 	}
 }
+
+func TestConfigFileNullsAndUnknownKeysAsEtcd(t *testing.T) {
+	p := writeFile(t, "etcd.yaml", `
+name: n1
+data-dir:
+initial-cluster:
+discovery-srv:
+discovery-fallback: proxy
+cipher-suites: [A, B]
+`)
+	c, ws, err := Parse([]string{"--config-file", p}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// null keeps the default, so initial-cluster is derived from the name as etcd does,
+	// and a null discovery-srv does not disable it.
+	if c.InitialCluster != "n1=http://localhost:2380" || c.DataDir != "n1.metastore" {
+		t.Errorf("initial-cluster %q data-dir %q", c.InitialCluster, c.DataDir)
+	}
+	if c.Ignored["cipher-suites"] != "A,B" || c.Ignored["discovery-srv"] != "" {
+		t.Errorf("ignored = %v", c.Ignored)
+	}
+	want := []string{
+		`config file key "cipher-suites" is not implemented by metastore yet; ignored`,
+		// etcd reads discovery-fallback from the command line only.
+		`config file key "discovery-fallback" is unknown to etcd; ignored`,
+		`config file key "discovery-srv" is not implemented by metastore yet; ignored`,
+	}
+	if strings.Join(ws, "\n") != strings.Join(want, "\n") {
+		t.Errorf("warnings =\n%s\nwant\n%s", strings.Join(ws, "\n"), strings.Join(want, "\n"))
+	}
+}

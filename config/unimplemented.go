@@ -131,8 +131,24 @@ var deprecatedFlags = map[string]string{
 	"v2-deprecation": "--v2-deprecation is deprecated and scheduled for removal in v3.8. The default value is enforced, ignoring user input.",
 }
 
-// yamlOnlyKeys are etcd config-file keys with no flag of the same name.
-var yamlOnlyKeys = []string{
-	"client-transport-security", "peer-transport-security", "discovery-config", "socket-options",
-	"grpc-additional-server-options",
+// etcdFileKeys are the top-level keys etcd's config file decoder (embed.configYAML) knows.
+// Keys outside this list are silently ignored by etcd.
+var etcdFileKeys = []string{
+	"name", "data-dir", "wal-dir", "snapshot-count", "snapshot-catchup-entries", "max-snapshots", "max-wals",
+	"heartbeat-interval", "election-timeout", "initial-election-tick-advance", "backend-batch-interval",
+	"backend-batch-limit", "backend-bbolt-freelist-type", "quota-backend-bytes", "max-txn-ops", "max-request-bytes",
+	"max-concurrent-streams", "self-signed-cert-validity", "cipher-suites", "tls-min-version", "tls-max-version",
+	"initial-cluster-state", "discovery-srv", "discovery-srv-name", "discovery-config", "initial-cluster",
+	"initial-cluster-token", "strict-reconfig-check", "auto-compaction-mode", "auto-compaction-retention",
+	"grpc-keepalive-min-time", "grpc-keepalive-interval", "grpc-keepalive-timeout", "grpc-additional-server-options",
+	"socket-options", "pre-vote", "auth-token", "bcrypt-cost", "auth-token-ttl", "corrupt-check-time",
+	"compact-hash-check-time", "compaction-batch-limit", "compaction-sleep-interval", "watch-progress-notify-interval",
+	"warning-apply-duration", "bootstrap-defrag-threshold-megabytes", "warning-unary-request-duration", "max-learners",
+	"force-new-cluster", "enable-pprof", "metrics", "listen-metrics-urls", "enable-distributed-tracing",
+	"distributed-tracing-address", "distributed-tracing-service-name", "distributed-tracing-instance-id",
+	"distributed-tracing-sampling-rate", "logger", "log-level", "log-format", "log-outputs", "enable-log-rotation",
+	"log-rotation-config-json", "enable-grpc-gateway", "unsafe-no-fsync", "downgrade-check-time", "memory-mlock",
+	"v2-deprecation", "listen-peer-urls", "listen-client-urls", "listen-client-http-urls",
+	"initial-advertise-peer-urls", "advertise-client-urls", "cors", "host-whitelist", "client-transport-security",
+	"peer-transport-security", "feature-gates",
 }

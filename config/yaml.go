@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"os"
@@ -103,10 +104,7 @@ func loadFile(path string) (*Config, []string, error) {
 
 	implemented := fileKeys()
 	known := map[string]bool{}
-	for _, f := range unimplementedFlags {
-		known[f.name] = true
-	}
-	for _, k := range yamlOnlyKeys {
+	for _, k := range etcdFileKeys {
 		known[k] = true
 	}
 	keys := make([]string, 0, len(raw))
@@ -120,7 +118,7 @@ func loadFile(path string) (*Config, []string, error) {
 		switch {
 		case implemented[k]:
 		case known[k]:
-			c.Ignored[k] = fmt.Sprint(raw[k])
+			c.Ignored[k] = fileValueString(raw[k])
 			warnings = append(warnings, fmt.Sprintf("config file key %q is not implemented by metastore yet; ignored", k))
 		default:
 			warnings = append(warnings, fmt.Sprintf("config file key %q is unknown to etcd; ignored", k))
@@ -141,4 +139,29 @@ func fileKeys() map[string]bool {
 		m[name] = true
 	}
 	return m
+}
+
+// fileValueString renders an ignored YAML value as a flag value would read: null is "",
+// a list is comma-joined, a mapping is JSON.
+func fileValueString(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return x
+	case []any:
+		parts := make([]string, len(x))
+		for i := range x {
+			parts[i] = fileValueString(x[i])
+		}
+		return strings.Join(parts, ",")
+	case map[string]any:
+		b, err := json.Marshal(x)
+		if err != nil {
+			return fmt.Sprint(x)
+		}
+		return string(b)
+	default:
+		return fmt.Sprint(x)
+	}
 }
