@@ -158,10 +158,16 @@ func (a *Applier) ConfState() (*raftpb.ConfState, error) {
 }
 
 // ApplyConfChange records the configuration cs that applying the conf-change entry at
-// (index, term) produced, and the applied index and term, in one batch. members, when
-// not nil, is stored verbatim under storage.MetaMembers in the same batch (the
-// membership package owns its encoding). An index at or below AppliedIndex is ignored.
-func (a *Applier) ApplyConfChange(index, term uint64, cs *raftpb.ConfState, members []byte) error {
+// (index, term) produced, and the applied index and term, in one batch. An index at or
+// below AppliedIndex is ignored.
+func (a *Applier) ApplyConfChange(index, term uint64, cs *raftpb.ConfState) error {
+	return a.ApplyConfChangeWithMembers(index, term, cs, nil)
+}
+
+// ApplyConfChangeWithMembers is ApplyConfChange that also stores members, when not nil,
+// verbatim under storage.MetaMembers in the same batch (the membership package owns its
+// encoding).
+func (a *Applier) ApplyConfChangeWithMembers(index, term uint64, cs *raftpb.ConfState, members []byte) error {
 	if index <= a.AppliedIndex() {
 		return nil
 	}

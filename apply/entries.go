@@ -31,11 +31,12 @@ import (
 //
 // The error is not a request's error: it means the engine failed or the state is
 // inconsistent, and the caller must stop applying (etcd panics in the same places).
-func (a *Applier) ApplyEntries(ents []*raftpb.Entry) ([]Applied, error) {
+func (a *Applier) ApplyEntries(ents []raftpb.Entry) ([]Applied, error) {
 	out := make([]Applied, 0, len(ents))
 	p := a.newPending()
 	defer func() { p.b.Close() }()
-	for _, e := range ents {
+	for i := range ents {
+		e := &ents[i]
 		idx := e.GetIndex()
 		if idx <= p.lastIndex(a) {
 			out = append(out, Applied{Index: idx})
