@@ -30,7 +30,9 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 )
 
 // Backend is what the gRPC layer needs from the server. Errors should be (or wrap) the
@@ -67,6 +69,7 @@ const (
 	DefaultKeepAliveMinTime     = 5 * time.Second
 	DefaultKeepAliveInterval    = 2 * time.Hour
 	DefaultKeepAliveTimeout     = 20 * time.Second
+	DefaultWarningUnaryRequest  = 300 * time.Millisecond
 
 	// grpcOverheadBytes is added to MaxRequestBytes for the gRPC receive limit, so that
 	// a request just under the limit is not refused by gRPC for its framing (etcd's
@@ -92,6 +95,9 @@ type Options struct {
 	// (etcd's --grpc-keepalive-interval, --grpc-keepalive-timeout).
 	KeepAliveInterval time.Duration
 	KeepAliveTimeout  time.Duration
+	// WarningUnaryRequestDuration: a unary request slower than this is logged at warn
+	// level with its (value-redacted) content (etcd's --warning-unary-request-duration).
+	WarningUnaryRequestDuration time.Duration
 	// Registry receives the gRPC metrics (grpc_server_started_total,
 	// grpc_server_handled_total, grpc_server_msg_received_total,
 	// grpc_server_msg_sent_total, and grpc_req_panics_recovered_total). Metrics already
@@ -121,6 +127,9 @@ func (o Options) withDefaults() Options {
 	if o.KeepAliveTimeout == 0 {
 		o.KeepAliveTimeout = DefaultKeepAliveTimeout
 	}
+	if o.WarningUnaryRequestDuration == 0 {
+		o.WarningUnaryRequestDuration = DefaultWarningUnaryRequest
+	}
 	return o
 }
 
@@ -129,8 +138,9 @@ func (o Options) withDefaults() Options {
 // standard gRPC health service reporting SERVING. The caller serves it (ServeClient or
 // Serve) and stops it (Stop or GracefulStop).
 //
-// Interceptors, outermost first: prometheus metrics, debug logging (installed only when
-// the logger is enabled at debug level), panic recovery. A panic in a handler is logged
+// Interceptors, outermost first: prometheus metrics, slow-request warning (unary),
+// debug logging of every call (installed only when the logger is enabled at debug
+// level), panic recovery. A panic in a handler is logged
 // with its stack, counted, and answered as codes.Internal; the server keeps running.
 func NewServer(b Backend, opts Options) *grpc.Server {
 	opts = opts.withDefaults()
@@ -149,7 +159,7 @@ func NewServer(b Backend, opts Options) *grpc.Server {
 		return status.Errorf(codes.Internal, "metastore: internal error in %s: %v", method, p)
 	})
 
-	unary := []grpc.UnaryServerInterceptor{metrics.UnaryServerInterceptor()}
+	unary := []grpc.UnaryServerInterceptor{metrics.UnaryServerInterceptor(), slowRequestInterceptor(lg, opts.WarningUnaryRequestDuration)}
 	stream := []grpc.StreamServerInterceptor{metrics.StreamServerInterceptor()}
 	if lg.Core().Enabled(zapcore.DebugLevel) {
 		logOpts := []logging.Option{
@@ -184,6 +194,43 @@ func NewServer(b Backend, opts Options) *grpc.Server {
 
 	metrics.InitializeMetrics(gs) // zero series for every method, as etcd exposes
 	return gs
+}
+
+// slowRequestInterceptor logs at warn level a unary request that took longer than
+// threshold, like etcd's "request stats" warning. Values are redacted.
+func slowRequestInterceptor(lg *zap.Logger, threshold time.Duration) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		start := time.Now()
+		resp, err := handler(ctx, req)
+		if took := time.Since(start); took > threshold {
+			remote := "unknown"
+			if p, ok := peer.FromContext(ctx); ok {
+				remote = p.Addr.String()
+			}
+			var content string
+			switch r := req.(type) {
+			case *pb.PutRequest:
+				content = fmt.Sprint(pb.NewLoggablePutRequest(r))
+			case *pb.TxnRequest:
+				content = pb.NewLoggableTxnRequest(r).String()
+			case *pb.RangeRequest:
+				content = r.String()
+			case *pb.DeleteRangeRequest:
+				content = r.String()
+			}
+			lg.Warn("request stats: slow request",
+				zap.String("method", info.FullMethod), zap.Duration("took", took), zap.String("remote", remote),
+				zap.String("request content", content), zap.Int("request size", protoSize(req)), zap.Error(err))
+		}
+		return resp, err
+	}
+}
+
+func protoSize(m any) int {
+	if pm, ok := m.(proto.Message); ok {
+		return proto.Size(pm)
+	}
+	return -1
 }
 
 // register registers c with reg and returns it, or returns the collector of the same

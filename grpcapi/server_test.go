@@ -594,3 +594,20 @@ func TestHTTPEndpointsShareTheClientPort(t *testing.T) {
 		t.Errorf("/health when reads fail = %d %s", code, body)
 	}
 }
+
+func TestSlowRequestIsLoggedWithoutItsValue(t *testing.T) {
+	core, logs := observer.New(zapcore.WarnLevel)
+	// A threshold of 1ns makes every request slow.
+	s := startServer(t, Options{Logger: zap.New(core), WarningUnaryRequestDuration: time.Nanosecond})
+	if _, err := s.cli.Put(testCtx(t), "k", "secret-value"); err != nil {
+		t.Fatal(err)
+	}
+	slow := logs.FilterMessage("request stats: slow request").All()
+	if len(slow) != 1 {
+		t.Fatalf("slow request logs = %v", logs.All())
+	}
+	fields := slow[0].ContextMap()
+	if fields["method"] != "/etcdserverpb.KV/Put" || strings.Contains(fmt.Sprint(fields), "secret-value") {
+		t.Errorf("slow request log = %v", fields)
+	}
+}
