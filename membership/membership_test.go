@@ -122,6 +122,9 @@ func TestVerifyBootstrapMessagesAreEtcds(t *testing.T) {
 			`couldn't find local name "b" in the initial cluster configuration`},
 		{"a", "a=http://127.0.0.1:42380,b=http://127.0.0.1:42380", []string{"http://127.0.0.1:42380"},
 			`initial cluster a=http://127.0.0.1:42380,b=http://127.0.0.1:42380 has duplicate url`},
+		// etcd does not resolve "localhost": plain `etcd --initial-advertise-peer-urls http://127.0.0.1:2380` fails.
+		{"default", "default=http://localhost:2380", []string{"http://127.0.0.1:2380"},
+			`--initial-cluster has default=http://localhost:2380 but missing from --initial-advertise-peer-urls=http://127.0.0.1:2380 (resolved urls: "http://127.0.0.1:2380" != "http://localhost:2380")`},
 		{"a", "a=http://127.0.0.1:42380,b=http://127.0.0.1:42381", []string{"http://127.0.0.1:42380"}, ""},
 	} {
 		ic, err := ParseInitialCluster(tc.cluster)
