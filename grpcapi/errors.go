@@ -45,6 +45,8 @@ var errorMapping = []struct {
 	{server.ErrTimeoutWaitAppliedIndex, rpctypes.ErrGRPCTimeoutWaitAppliedIndex},
 	{server.ErrUnhealthy, rpctypes.ErrGRPCUnhealthy},
 	{server.ErrCorrupt, rpctypes.ErrGRPCCorrupt},
+	// Ours, for features not built yet: clients see codes.Unimplemented.
+	{server.ErrUnimplemented, status.Error(codes.Unimplemented, server.ErrUnimplemented.Error())},
 }
 
 // toGRPCError turns an error of the backend into the gRPC status error an etcd server
