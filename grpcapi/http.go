@@ -30,6 +30,12 @@ const (
 	ClusterVersion = "3.7.0"
 )
 
+// sniffTimeout bounds how long a new connection may take to send the bytes that tell
+// HTTP/1 from HTTP/2; a silent connection is closed after it. Shutdown waits for
+// connections still being sniffed, so this also bounds how long ServeClient takes to
+// return after l is closed.
+var sniffTimeout = 5 * time.Second
+
 // ServeClient serves g and httpHandler on one listener, as etcd serves its client port:
 // connections are told apart by their first bytes (cmux), HTTP/2 — gRPC, including
 // plaintext h2c — goes to g.Serve (grpc-go's fast path, not its ServeHTTP), HTTP/1.x to
@@ -40,6 +46,7 @@ const (
 // the error otherwise. It does not stop g: the caller does, gracefully or not.
 func ServeClient(l net.Listener, g *grpc.Server, httpHandler http.Handler) error {
 	m := cmux.New(l)
+	m.SetReadTimeout(sniffTimeout)
 	httpL := m.Match(cmux.HTTP1())
 	grpcL := m.Match(cmux.HTTP2())
 	hs := &http.Server{Handler: httpHandler, ReadHeaderTimeout: 5 * time.Minute}

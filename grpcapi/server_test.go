@@ -611,3 +611,29 @@ func TestSlowRequestIsLoggedWithoutItsValue(t *testing.T) {
 		t.Errorf("slow request log = %v", fields)
 	}
 }
+
+func TestServeClientReturnsDespiteASilentConnection(t *testing.T) {
+	defer func(d time.Duration) { sniffTimeout = d }(sniffTimeout)
+	sniffTimeout = 50 * time.Millisecond
+
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := NewServer(newFakeBackend(), Options{})
+	served := make(chan error, 1)
+	go func() { served <- ServeClient(l, g, http.NotFoundHandler()) }()
+	silent, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	// The mux closes the silent connection once the sniff timeout passes.
+	if _, err := silent.Read(make([]byte, 1)); err == nil {
+		t.Fatal("a connection that sends nothing must be closed")
+	}
+	g.Stop()
+	if err := <-served; err != nil {
+		t.Errorf("ServeClient: %v", err)
+	}
+}
