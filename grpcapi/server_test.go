@@ -223,9 +223,9 @@ func startServer(t *testing.T, opts Options) *testServer {
 	}
 	t.Cleanup(func() {
 		_ = cli.Close()
-		g.Stop()
+		g.GracefulStop()
 		if err := <-served; err != nil {
-			t.Errorf("ServeClient after Stop: %v", err)
+			t.Errorf("ServeClient after GracefulStop: %v", err)
 		}
 	})
 	return &testServer{b: b, cli: cli, addr: l.Addr().String(), reg: reg}

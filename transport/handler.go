@@ -1,0 +1,143 @@
+package transport
+
+import (
+	"bufio"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	"go.etcd.io/raft/v3/raftpb"
+	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
+)
+
+// maxFrame bounds one message on the wire.
+const maxFrame = 256 << 20
+
+// Handler serves the peer protocol; mount it on the peer listener.
+func (t *Transport) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc(pathMsgs, t.handleMsgs)
+	mux.HandleFunc(pathSnapshot, t.handleSnapshot)
+	mux.HandleFunc(pathProbe, t.handleProbe)
+	if t.cfg.ServerVersion != "" {
+		mux.HandleFunc(pathVersion, t.handleVersion)
+	}
+	return mux
+}
+
+// checkPeer answers and returns false when r is not a POST for this member of this
+// cluster.
+func (t *Transport) checkPeer(w http.ResponseWriter, r *http.Request) bool {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return false
+	}
+	if got, want := r.Header.Get(hdrClusterID), idString(t.cfg.ClusterID); got != want {
+		t.lg.Warn("rejected peer request from another cluster", zap.String("from", r.Header.Get(hdrFrom)),
+			zap.String("remote-cluster-id", got), zap.String("local-cluster-id", want))
+		http.Error(w, fmt.Sprintf("cluster ID mismatch: local %s, remote %s", want, got), http.StatusPreconditionFailed)
+		return false
+	}
+	if got, want := r.Header.Get(hdrTo), idString(t.cfg.ID); got != want {
+		http.Error(w, fmt.Sprintf("member ID mismatch: this is %s, request is for %s", want, got), http.StatusPreconditionFailed)
+		return false
+	}
+	return true
+}
+
+func readFrame(r *bufio.Reader) ([]byte, error) {
+	n, err := binary.ReadUvarint(r)
+	if err != nil {
+		return nil, err // io.EOF at a frame boundary: the end
+	}
+	if n > maxFrame {
+		return nil, fmt.Errorf("transport: frame of %d bytes", n)
+	}
+	b := make([]byte, n)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return nil, fmt.Errorf("transport: truncated frame: %w", err)
+	}
+	return b, nil
+}
+
+func (t *Transport) handleMsgs(w http.ResponseWriter, r *http.Request) {
+	if !t.checkPeer(w, r) {
+		return
+	}
+	br := bufio.NewReaderSize(r.Body, 64<<10)
+	for {
+		b, err := readFrame(br)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		m := &raftpb.Message{}
+		if err := proto.Unmarshal(b, m); err != nil {
+			http.Error(w, "bad raft message: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		if m.GetType() == raftpb.MsgSnap {
+			http.Error(w, "MsgSnap must be sent to "+pathSnapshot, http.StatusBadRequest)
+			return
+		}
+		if err := t.cfg.Raft.Process(r.Context(), m); err != nil {
+			http.Error(w, "raft: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (t *Transport) handleSnapshot(w http.ResponseWriter, r *http.Request) {
+	if !t.checkPeer(w, r) {
+		return
+	}
+	if t.cfg.SnapshotSink == nil {
+		http.Error(w, "this member does not accept snapshots", http.StatusServiceUnavailable)
+		return
+	}
+	br := bufio.NewReaderSize(r.Body, 256<<10)
+	b, err := readFrame(br)
+	if err != nil {
+		http.Error(w, "reading snapshot message: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	m := &raftpb.Message{}
+	if err := proto.Unmarshal(b, m); err != nil || m.GetType() != raftpb.MsgSnap || m.GetSnapshot().GetMetadata() == nil {
+		http.Error(w, "not a snapshot message", http.StatusBadRequest)
+		return
+	}
+	md := m.GetSnapshot().GetMetadata()
+	path, err := t.cfg.SnapshotSink.Save(md, br)
+	if err != nil {
+		t.lg.Warn("receiving snapshot failed", zap.String("from", idString(m.GetFrom())), zap.Error(err))
+		http.Error(w, "saving snapshot: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	t.lg.Info("received snapshot", zap.String("from", idString(m.GetFrom())),
+		zap.Uint64("index", md.GetIndex()), zap.Uint64("term", md.GetTerm()), zap.String("path", path))
+	m.Snapshot.Data = []byte(path)
+	if err := t.cfg.Raft.Process(r.Context(), m); err != nil {
+		http.Error(w, "raft: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (t *Transport) handleProbe(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(map[string]string{"id": idString(t.cfg.ID), "cluster_id": idString(t.cfg.ClusterID)})
+}
+
+func (t *Transport) handleVersion(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(map[string]string{"etcdserver": t.cfg.ServerVersion, "etcdcluster": t.cfg.ClusterVersion})
+}
