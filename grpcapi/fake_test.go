@@ -177,4 +177,3 @@ func (b *fakeBackend) callCount() int {
 	defer b.mu.Unlock()
 	return b.calls
 }
-
