@@ -10,7 +10,9 @@ import (
 
 	"github.com/metastore/metastore/apply"
 	"github.com/metastore/metastore/mvcc"
+	"github.com/metastore/metastore/raftnode"
 	"github.com/metastore/metastore/server"
+	"github.com/metastore/metastore/storage"
 )
 
 // errorMapping pairs a sentinel error of the layers below with the gRPC status etcd
@@ -28,6 +30,10 @@ var errorMapping = []struct {
 	{apply.ErrTooManyOps, rpctypes.ErrGRPCTooManyOps},
 	{apply.ErrDuplicateKey, rpctypes.ErrGRPCDuplicateKey},
 	{apply.ErrEmptyKey, rpctypes.ErrGRPCEmptyKey},
+	{apply.ErrKeyNotFound, rpctypes.ErrGRPCKeyNotFound},
+	{apply.ErrCorrupt, rpctypes.ErrGRPCCorrupt},
+	// Ours: a request kind the state machine does not implement yet (leases, auth).
+	{apply.ErrUnsupported, status.Error(codes.Unimplemented, apply.ErrUnsupported.Error())},
 
 	{server.ErrRequestTooLarge, rpctypes.ErrGRPCRequestTooLarge},
 	// etcd's table holds the client-side rpctypes.ErrTooManyRequests here, which gRPC
@@ -45,6 +51,10 @@ var errorMapping = []struct {
 	{server.ErrTimeoutWaitAppliedIndex, rpctypes.ErrGRPCTimeoutWaitAppliedIndex},
 	{server.ErrUnhealthy, rpctypes.ErrGRPCUnhealthy},
 	{server.ErrCorrupt, rpctypes.ErrGRPCCorrupt},
+	// Lower layers stopped under a request during shutdown: etcd's "server stopped",
+	// which clients treat as retryable on another endpoint (codes.Unavailable).
+	{raftnode.ErrStopped, rpctypes.ErrGRPCStopped},
+	{storage.ErrClosed, rpctypes.ErrGRPCStopped},
 	// Ours, for features not built yet: clients see codes.Unimplemented.
 	{server.ErrUnimplemented, status.Error(codes.Unimplemented, server.ErrUnimplemented.Error())},
 }

@@ -12,7 +12,9 @@ import (
 
 	"github.com/metastore/metastore/apply"
 	"github.com/metastore/metastore/mvcc"
+	"github.com/metastore/metastore/raftnode"
 	"github.com/metastore/metastore/server"
+	"github.com/metastore/metastore/storage"
 )
 
 // etcdStatus is the code and message etcd v3.7.3 sends for a server-side error
@@ -35,6 +37,11 @@ func TestToGRPCErrorMatchesEtcd(t *testing.T) {
 		{apply.ErrTooManyOps, etcdStatus{codes.InvalidArgument, "etcdserver: too many operations in txn request"}},
 		{apply.ErrDuplicateKey, etcdStatus{codes.InvalidArgument, "etcdserver: duplicate key given in txn request"}},
 		{apply.ErrEmptyKey, etcdStatus{codes.InvalidArgument, "etcdserver: key is not provided"}},
+		{apply.ErrKeyNotFound, etcdStatus{codes.InvalidArgument, "etcdserver: key not found"}},
+		{apply.ErrCorrupt, etcdStatus{codes.DataLoss, "etcdserver: corrupt cluster"}},
+		{apply.ErrUnsupported, etcdStatus{codes.Unimplemented, apply.ErrUnsupported.Error()}},
+		{raftnode.ErrStopped, etcdStatus{codes.Unavailable, "etcdserver: server stopped"}},
+		{storage.ErrClosed, etcdStatus{codes.Unavailable, "etcdserver: server stopped"}},
 		{server.ErrRequestTooLarge, etcdStatus{codes.InvalidArgument, "etcdserver: request is too large"}},
 		{server.ErrTooManyRequests, etcdStatus{codes.ResourceExhausted, "etcdserver: too many requests"}},
 		{server.ErrNoLeader, etcdStatus{codes.Unavailable, "etcdserver: no leader"}},
@@ -74,7 +81,7 @@ func TestToGRPCErrorMatchesEtcd(t *testing.T) {
 func TestMappedErrorsDecodeOnTheClient(t *testing.T) {
 	notDecoded := map[error]bool{rpctypes.ErrGRPCCanceled: true, rpctypes.ErrGRPCTimeoutWaitAppliedIndex: true}
 	for _, m := range errorMapping {
-		if m.sentinel == server.ErrUnimplemented {
+		if m.sentinel == server.ErrUnimplemented || m.sentinel == apply.ErrUnsupported {
 			continue // not an etcd error
 		}
 		got := rpctypes.Error(toGRPCError(m.sentinel))
