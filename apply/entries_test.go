@@ -219,7 +219,12 @@ func randomRequests(rng *rand.Rand, n int) []*pb.InternalRaftRequest {
 		return nil
 	}
 	put := func() *pb.PutRequest {
-		return &pb.PutRequest{Key: key(), Value: []byte(fmt.Sprint(rng.IntN(100))), PrevKv: rng.IntN(2) == 0, IgnoreValue: rng.IntN(10) == 0}
+		p := &pb.PutRequest{Key: key(), Value: []byte(fmt.Sprint(rng.IntN(100))), PrevKv: rng.IntN(2) == 0}
+		if rng.IntN(10) == 0 {
+			p.IgnoreValue, p.Value = true, nil
+		}
+		p.IgnoreLease = rng.IntN(10) == 0
+		return p
 	}
 	var ops func(depth int) []*pb.RequestOp
 	ops = func(depth int) []*pb.RequestOp {

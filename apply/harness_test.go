@@ -3,7 +3,6 @@ package apply
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"testing"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -253,5 +252,3 @@ func mustEqualProto(t testing.TB, got, want proto.Message) {
 		t.Fatalf("got  %v\nwant %v", got, want)
 	}
 }
-
-var _ = fmt.Sprint
