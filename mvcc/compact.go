@@ -123,11 +123,13 @@ func (s *Store) runCompactor() {
 	}
 }
 
-// compact physically compacts at target: for every revision-log entry at or below
-// target it deletes the version it names if a read at target or above can no longer
-// see it (a newer version at or below target exists, or it is a tombstone), and
-// deletes the entry itself if it is below target. Entries are visited in revision
-// order, so an older version of a key is always deleted no later than a newer one.
+// compact physically compacts at target. Every version has a revision-log entry until
+// a compaction at or above its revision has handled its key, so the keys that can
+// hold versions to drop are exactly those named by log entries at or below target.
+// For each such key, in one batch, it deletes every version older than the newest one
+// at or below target, and that one too if it is a tombstone; it deletes the log
+// entries below target. A key's deletions are atomic, so a concurrent TxnWrite (which
+// reads the engine's latest state) never sees an older version resurface.
 //
 // Every deleted version is at or below target and writers only add versions above
 // it, so compaction and writes never touch the same keys.
@@ -182,33 +184,22 @@ func (s *Store) compactBatch(start, end []byte, target int64) (next []byte, err 
 	b := s.eng.NewBatch()
 	defer b.Close()
 
+	done := make(map[string]bool) // keys handled in this batch
 	n := 0
 	ok := logIt.First()
 	for ; ok && n < compactBatchSize; ok = logIt.Next() {
 		n++
-		main, sub, err := storage.ParseRevisionKey(logIt.Key())
+		main, _, err := storage.ParseRevisionKey(logIt.Key())
 		if err != nil {
 			return nil, err
 		}
-		key, tombstone, err := decodeRevLog(logIt.Value())
+		key, _, err := decodeRevLog(logIt.Value())
 		if err != nil {
 			return nil, err
 		}
-		vk := storage.VersionKey(key, main, sub)
-		drop := tombstone
-		if !drop && keyIt.SeekLT(vk) {
-			// The previous key in order is the next newer version, if it is of key.
-			k := keyIt.Key()
-			if len(k) == len(vk) && bytes.HasPrefix(k, vk[:len(vk)-16]) {
-				_, newer, _, err := storage.ParseVersionKey(k)
-				if err != nil {
-					return nil, err
-				}
-				drop = newer <= target
-			}
-		}
-		if drop {
-			if err := b.Delete(vk); err != nil {
+		if !done[string(key)] {
+			done[string(key)] = true
+			if err := compactKey(keyIt, b, key, target); err != nil {
 				return nil, err
 			}
 		}
@@ -224,13 +215,32 @@ func (s *Store) compactBatch(start, end []byte, target int64) (next []byte, err 
 	if err := logIt.Error(); err != nil {
 		return nil, err
 	}
-	if err := keyIt.Error(); err != nil {
-		return nil, err
-	}
 	if b.Count() > 0 {
 		if err := b.Commit(false); err != nil {
 			return nil, err
 		}
 	}
 	return next, nil
+}
+
+// compactKey deletes, into b, the versions of key that no read at or above target can
+// see: all older than the newest version at or below target, and that one if it is a
+// tombstone.
+func compactKey(it storage.Iterator, b storage.Batch, key []byte, target int64) error {
+	newest := storage.VersionKey(key, target, storage.MaxSub)
+	prefix := newest[:len(newest)-16]
+	first := true
+	for ok := it.SeekGE(newest); ok; ok = it.Next() {
+		k := it.Key()
+		if len(k) != len(newest) || !bytes.HasPrefix(k, prefix) {
+			break
+		}
+		if !first || isTombstone(it.Value()) {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		first = false
+	}
+	return it.Error()
 }

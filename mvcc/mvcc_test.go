@@ -123,10 +123,10 @@ func TestFreshStoreStartsAtRevisionOne(t *testing.T) {
 
 func TestVersionsCreateRevisionAndLease(t *testing.T) {
 	s, _ := newStore(t)
-	put(t, s, "a", "1", 0)  // 2
-	put(t, s, "a", "2", 7)  // 3
-	put(t, s, "b", "x", 0)  // 4
-	put(t, s, "a", "3", 0)  // 5
+	put(t, s, "a", "1", 0) // 2
+	put(t, s, "a", "2", 7) // 3
+	put(t, s, "b", "x", 0) // 4
+	put(t, s, "a", "3", 0) // 5
 	expectKV(t, s, "a", 0, "a=3 c2 m5 v3 l0")
 	expectKV(t, s, "a", 4, "a=2 c2 m3 v2 l7")
 	expectKV(t, s, "a", 2, "a=1 c2 m2 v1 l0")
