@@ -128,3 +128,38 @@ func TestCheckerCatchesStaleReads(t *testing.T) {
 		os.RemoveAll(dir)
 	}
 }
+
+// TestCheckerCatchesLostWrites proves the checker fails when acknowledged
+// writes are lost: the only member of a cluster is killed, its data directory
+// wiped and a new cluster started in its place (a server that acknowledged
+// writes it never made durable looks the same to clients).
+func TestCheckerCatchesLostWrites(t *testing.T) {
+	rc := runConfig(t)
+	rc.Keep = false
+	wipe := Fault{Name: "wipe-data", MinMembers: 1, Inject: func(ctx context.Context, c *Cluster) error {
+		m := c.Members[0]
+		if err := c.Kill(m); err != nil {
+			return err
+		}
+		if err := os.RemoveAll(m.DataDir); err != nil {
+			return err
+		}
+		if err := c.start(m, "new", c.initialCluster()); err != nil {
+			return err
+		}
+		return c.WaitReady(ctx, m)
+	}}
+	sc := Scenario{Name: "broken-lost-writes", Size: 1, Fault: &wipe, Duration: 6 * time.Second, Traffic: traffic()}
+	r, err := Run(context.Background(), rc, sc)
+	if err == nil {
+		t.Fatalf("the checker passed a history whose acknowledged writes were lost: %s", r.Stats)
+	}
+	if !errors.Is(err, ErrViolation) || r == nil {
+		t.Fatalf("the run failed for another reason than a violation: %v", err)
+	}
+	t.Logf("caught, as it must be: %v", err)
+	if !r.HasKind(KindLinearizability) {
+		t.Fatalf("lost writes must make the KV history non-linearizable, got: %v", r.Violations)
+	}
+	os.RemoveAll(err.Error()[strings.LastIndex(err.Error(), " ")+1:])
+}

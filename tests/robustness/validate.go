@@ -29,10 +29,17 @@ type Report struct {
 	Checked       []porcupine.Operation // what porcupine checked
 	Result        porcupine.CheckResult
 	Stats         string
+	perKind       map[string]int
 }
 
+// addf records a violation; only the first 20 of each kind are kept, so one
+// broken mechanism does not hide the others.
 func (r *Report) addf(kind, format string, args ...any) {
-	if len(r.Violations) < 50 {
+	if r.perKind == nil {
+		r.perKind = map[string]int{}
+	}
+	r.perKind[kind]++
+	if r.perKind[kind] <= 20 {
 		r.Violations = append(r.Violations, kind+": "+fmt.Sprintf(format, args...))
 	}
 }
