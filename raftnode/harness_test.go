@@ -20,6 +20,7 @@ import (
 	"github.com/metastore/metastore/snap"
 	"github.com/metastore/metastore/storage"
 	"github.com/metastore/metastore/storage/pebble"
+	"github.com/metastore/metastore/transport"
 )
 
 // member is one raft member with a trivial state machine: every normal entry's data is
@@ -28,8 +29,11 @@ type member struct {
 	t   *testing.T
 	id  uint64
 	dir string
-	eng storage.Engine
+	eng storage.Engine // open between start and stop
 	n   *Node
+	// net, when set, wires a real HTTP transport (cluster tests).
+	net *network
+	tr  *transport.Transport
 
 	mu        sync.Mutex
 	applied   uint64
@@ -43,19 +47,21 @@ func dataKey(index uint64) []byte {
 }
 
 func newMember(t *testing.T, id uint64, dir string) *member {
-	eng, err := pebble.Open(filepath.Join(dir, "db"), pebble.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &member{t: t, id: id, dir: dir, eng: eng, delivered: map[uint64]int{}}
+	return &member{t: t, id: id, dir: dir, delivered: map[uint64]int{}}
 }
 
 func (m *member) logger() *zap.Logger {
 	return zaptest.NewLogger(m.t, zaptest.Level(zap.WarnLevel)).With(zap.Uint64("member", m.id))
 }
 
-// start starts raft (peers non-nil only for bootstrap) and the apply loop.
+// start opens the engine and starts the transport (in a cluster), raft (cfg.Peers
+// non-nil only for bootstrap) and the apply loop.
 func (m *member) start(cfg Config) {
+	eng, err := pebble.Open(filepath.Join(m.dir, "db"), pebble.Options{})
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	m.eng = eng
 	st, err := raftlog.Open(m.eng, raftlog.Options{})
 	if err != nil {
 		m.t.Fatal(err)
@@ -69,9 +75,29 @@ func (m *member) start(cfg Config) {
 	if cfg.TickInterval == 0 {
 		cfg.TickInterval = 10 * time.Millisecond
 	}
+	var lazy *lazyRaft
+	if m.net != nil {
+		lazy = &lazyRaft{}
+		store, err := snap.NewStore(cfg.SnapDir)
+		if err != nil {
+			m.t.Fatal(err)
+		}
+		m.tr = transport.New(transport.Config{ID: m.id, ClusterID: 0xc1, Logger: cfg.Logger, Raft: lazy,
+			Snapshots: snap.NewSource(m.eng), SnapshotSink: store})
+		for id, url := range m.net.urls {
+			if id != m.id {
+				m.tr.AddPeer(id, []string{url})
+			}
+		}
+		cfg.Transport = m.tr
+	}
 	n, err := Start(cfg)
 	if err != nil {
 		m.t.Fatal(err)
+	}
+	if m.net != nil {
+		lazy.n.Store(n)
+		m.net.serve(m.id, m.tr.Handler())
 	}
 	m.mu.Lock()
 	m.n = n
@@ -136,14 +162,17 @@ func (m *member) applyLoop(n *Node, done chan struct{}) {
 	}
 }
 
+// stop stops everything start started and closes the engine: a process restart.
 func (m *member) stop() {
+	if m.net != nil {
+		m.net.serve(m.id, nil)
+		m.tr.Stop()
+	}
 	m.n.Stop()
 	<-m.applyDone
-}
-
-func (m *member) close() {
-	m.stop()
-	m.eng.Close()
+	if err := m.eng.Close(); err != nil {
+		m.t.Error(err)
+	}
 }
 
 func (m *member) appliedIndex() uint64 {

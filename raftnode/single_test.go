@@ -23,10 +23,10 @@ func TestSingleMemberRestart(t *testing.T) {
 		propose(t, m.n, fmt.Sprintf("p%04d", i))
 	}
 	eventually(t, func() string { return m.data() }, func() bool { return m.data() == proposals(1, 50) })
-	first, _ := m.n.st.FirstIndex()
-	if first <= 1 {
-		t.Fatalf("log not compacted after 50 entries with SnapshotCount 20: first index %d", first)
-	}
+	eventually(t, func() string { return "log not compacted after 50 entries with SnapshotCount 20" }, func() bool {
+		first, _ := m.n.st.FirstIndex()
+		return first > 1
+	})
 	m.stop()
 
 	cfg.Peers = nil
@@ -36,7 +36,7 @@ func TestSingleMemberRestart(t *testing.T) {
 		propose(t, m.n, fmt.Sprintf("p%04d", i))
 	}
 	eventually(t, func() string { return m.data() }, func() bool { return m.data() == proposals(1, 60) })
-	m.close()
+	m.stop()
 	for idx, times := range m.delivered {
 		if times != 1 {
 			t.Errorf("entry %d delivered %d times", idx, times)
