@@ -31,7 +31,20 @@ import (
 //
 // The error is not a request's error: it means the engine failed or the state is
 // inconsistent, and the caller must stop applying (etcd panics in the same places).
+// The uncommitted part of the batch is dropped, the in-memory state reloaded from the
+// engine (AppliedIndex tells where applying stopped) and no results are returned.
 func (a *Applier) ApplyEntries(ents []raftpb.Entry) ([]Applied, error) {
+	out, err := a.applyEntries(ents)
+	if err != nil {
+		if rerr := a.Reload(); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
+		return nil, err
+	}
+	return out, nil
+}
+
+func (a *Applier) applyEntries(ents []raftpb.Entry) ([]Applied, error) {
 	out := make([]Applied, 0, len(ents))
 	p := a.newPending()
 	defer func() { p.b.Close() }()

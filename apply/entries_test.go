@@ -103,6 +103,22 @@ func TestApplyEntriesResults(t *testing.T) {
 	if _, err := h.app.ApplyEntries(bad); err == nil {
 		t.Fatal("ApplyEntries accepted a conf change entry")
 	}
+	// A fatal error drops the whole uncommitted batch, in memory too.
+	h.index = 6
+	data, _ := proto.Marshal(&pb.InternalRaftRequest{ID: 11, Put: &pb.PutRequest{Key: []byte("c")}})
+	mixed := []raftpb.Entry{
+		{Index: proto.Uint64(7), Term: proto.Uint64(1), Data: data},
+		{Index: proto.Uint64(8), Term: proto.Uint64(1), Type: raftpb.EntryType_EntryConfChange.Enum()},
+	}
+	if out, err := h.app.ApplyEntries(mixed); err == nil || out != nil {
+		t.Fatalf("ApplyEntries = %v, %v; want no results and an error", out, err)
+	}
+	if h.app.AppliedIndex() != 6 || h.store.Rev() != 3 || h.getKV("c") != nil {
+		t.Fatalf("after a failed batch: applied %d rev %d", h.app.AppliedIndex(), h.store.Rev())
+	}
+	if rev := h.put("d", "1").Header.Revision; rev != 4 {
+		t.Fatalf("next put after a failed batch: revision %d, want 4", rev)
+	}
 }
 
 func TestApplyConfChange(t *testing.T) {

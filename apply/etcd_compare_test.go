@@ -27,6 +27,7 @@ const etcdBinary = "/work/etcd-bin/etcd"
 // realEtcd is a single-member etcd on loopback in a temp dir.
 type realEtcd struct {
 	kv       pb.KVClient
+	lease    pb.LeaseClient
 	maint    pb.MaintenanceClient
 	memberID uint64
 }
@@ -57,7 +58,8 @@ func startEtcd(t *testing.T) *realEtcd {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cli.Close() })
-	e := &realEtcd{kv: pb.NewKVClient(cli.ActiveConnection()), maint: pb.NewMaintenanceClient(cli.ActiveConnection())}
+	conn := cli.ActiveConnection()
+	e := &realEtcd{kv: pb.NewKVClient(conn), lease: pb.NewLeaseClient(conn), maint: pb.NewMaintenanceClient(conn)}
 	// Wait until it answers: a status call, retried.
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -284,4 +286,44 @@ func TestAgainstEtcd(t *testing.T) {
 		t.Fatalf("only %d of the random requests were valid", valid)
 	}
 	t.Logf("%d valid random requests, revision %d", valid, h.store.Rev())
+}
+
+// TestLeasesAgainstEtcd checks what the state machine does with the lease field of keys,
+// against an etcd holding a real lease with the same ID.
+func TestLeasesAgainstEtcd(t *testing.T) {
+	e := startEtcd(t)
+	h := newHarness(t)
+	const id = 0x77
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := e.lease.LeaseGrant(ctx, &pb.LeaseGrantRequest{ID: id, TTL: 3600}); err != nil {
+		t.Fatal(err)
+	}
+	h.app.SetLeases(fakeLeases{id: true})
+	step := func(r *pb.InternalRaftRequest) { t.Helper(); compareStep(t, e, h, r) }
+	put := func(p *pb.PutRequest) { t.Helper(); step(&pb.InternalRaftRequest{Put: p}) }
+
+	put(&pb.PutRequest{Key: []byte("l1"), Value: []byte("v"), Lease: id})
+	put(&pb.PutRequest{Key: []byte("l2"), Value: []byte("w"), Lease: id, PrevKv: true})
+	put(&pb.PutRequest{Key: []byte("l3"), Value: []byte("x")})
+	put(&pb.PutRequest{Key: []byte("l4"), Value: []byte("x"), Lease: id + 1})
+	for tgt := range int32(5) {
+		for _, keysOnly := range []bool{false, true} {
+			step(&pb.InternalRaftRequest{Range: &pb.RangeRequest{Key: []byte("l"), RangeEnd: []byte("m"),
+				KeysOnly: keysOnly, SortTarget: pb.RangeRequest_SortTarget(tgt), SortOrder: pb.RangeRequest_DESCEND}})
+		}
+	}
+	step(&pb.InternalRaftRequest{Txn: &pb.TxnRequest{
+		Compare: []*pb.Compare{cmpLease("l1", eq, id), withRange(cmpLease("l1", gt, 0), "l3")},
+		Success: []*pb.RequestOp{getOp("l", "m")},
+	}})
+	step(&pb.InternalRaftRequest{Txn: &pb.TxnRequest{Compare: []*pb.Compare{withRange(cmpLease("l1", gt, 0), "l4")}}})
+	put(&pb.PutRequest{Key: []byte("l1"), Value: []byte("new"), IgnoreLease: true, PrevKv: true})
+	put(&pb.PutRequest{Key: []byte("l3"), IgnoreValue: true, Lease: id, PrevKv: true})
+	step(&pb.InternalRaftRequest{Txn: &pb.TxnRequest{Success: []*pb.RequestOp{
+		{Request: &pb.RequestOp_RequestPut{RequestPut: &pb.PutRequest{Key: []byte("l5"), Value: []byte("y"), Lease: id, PrevKv: true}}},
+		{Request: &pb.RequestOp_RequestPut{RequestPut: &pb.PutRequest{Key: []byte("l2"), IgnoreValue: true, PrevKv: true}}},
+	}}})
+	step(&pb.InternalRaftRequest{Range: &pb.RangeRequest{Key: []byte("l"), RangeEnd: []byte("m")}})
+	step(&pb.InternalRaftRequest{DeleteRange: &pb.DeleteRangeRequest{Key: []byte("l"), RangeEnd: []byte("m"), PrevKv: true}})
 }
