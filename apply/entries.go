@@ -12,8 +12,8 @@ import (
 	"github.com/metastore/metastore/storage"
 )
 
-// ApplyEntries applies committed normal entries in order and returns one Applied per
-// entry, in the same order.
+// ApplyEntries applies committed normal entries (raft's Ready.CommittedEntries minus
+// the conf changes) in order and returns one Applied per entry, in the same order.
 //
 // Contract:
 //  1. Every entry's writes, and storage.MetaAppliedIndex/MetaAppliedTerm set to the last
@@ -33,7 +33,7 @@ import (
 // inconsistent, and the caller must stop applying (etcd panics in the same places).
 // The uncommitted part of the batch is dropped, the in-memory state reloaded from the
 // engine (AppliedIndex tells where applying stopped) and no results are returned.
-func (a *Applier) ApplyEntries(ents []raftpb.Entry) ([]Applied, error) {
+func (a *Applier) ApplyEntries(ents []*raftpb.Entry) ([]Applied, error) {
 	out, err := a.applyEntries(ents)
 	if err != nil {
 		if rerr := a.Reload(); rerr != nil {
@@ -44,12 +44,11 @@ func (a *Applier) ApplyEntries(ents []raftpb.Entry) ([]Applied, error) {
 	return out, nil
 }
 
-func (a *Applier) applyEntries(ents []raftpb.Entry) ([]Applied, error) {
+func (a *Applier) applyEntries(ents []*raftpb.Entry) ([]Applied, error) {
 	out := make([]Applied, 0, len(ents))
 	p := a.newPending()
 	defer func() { p.b.Close() }()
-	for i := range ents {
-		e := &ents[i]
+	for _, e := range ents {
 		idx := e.GetIndex()
 		if idx <= p.lastIndex(a) {
 			out = append(out, Applied{Index: idx})

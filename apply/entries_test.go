@@ -60,11 +60,11 @@ func TestAppliedIndexAndTerm(t *testing.T) {
 
 func TestApplyEntriesResults(t *testing.T) {
 	h := newHarness(t)
-	mk := func(index uint64, r *pb.InternalRaftRequest) raftpb.Entry {
+	mk := func(index uint64, r *pb.InternalRaftRequest) *raftpb.Entry {
 		data, _ := proto.Marshal(r)
-		return raftpb.Entry{Index: proto.Uint64(index), Term: proto.Uint64(1), Data: data}
+		return &raftpb.Entry{Index: proto.Uint64(index), Term: proto.Uint64(1), Data: data}
 	}
-	ents := []raftpb.Entry{
+	ents := []*raftpb.Entry{
 		mk(1, &pb.InternalRaftRequest{ID: 7, Put: &pb.PutRequest{Key: []byte("a")}}),
 		mk(2, &pb.InternalRaftRequest{Header: &pb.RequestHeader{ID: 8}, Put: &pb.PutRequest{Key: []byte("b")}}),
 		{Index: proto.Uint64(3), Term: proto.Uint64(1)}, // a new leader's empty entry
@@ -99,14 +99,14 @@ func TestApplyEntriesResults(t *testing.T) {
 
 	// A conf-change entry does not belong here.
 	h.index++
-	bad := []raftpb.Entry{{Index: proto.Uint64(h.index), Term: proto.Uint64(1), Type: raftpb.EntryType_EntryConfChange.Enum()}}
+	bad := []*raftpb.Entry{{Index: proto.Uint64(h.index), Term: proto.Uint64(1), Type: raftpb.EntryType_EntryConfChange.Enum()}}
 	if _, err := h.app.ApplyEntries(bad); err == nil {
 		t.Fatal("ApplyEntries accepted a conf change entry")
 	}
 	// A fatal error drops the whole uncommitted batch, in memory too.
 	h.index = 6
 	data, _ := proto.Marshal(&pb.InternalRaftRequest{ID: 11, Put: &pb.PutRequest{Key: []byte("c")}})
-	mixed := []raftpb.Entry{
+	mixed := []*raftpb.Entry{
 		{Index: proto.Uint64(7), Term: proto.Uint64(1), Data: data},
 		{Index: proto.Uint64(8), Term: proto.Uint64(1), Type: raftpb.EntryType_EntryConfChange.Enum()},
 	}

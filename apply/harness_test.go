@@ -68,7 +68,7 @@ func (h *harness) reopen() {
 }
 
 // entry wraps r as the next raft entry.
-func (h *harness) entry(r *pb.InternalRaftRequest) raftpb.Entry {
+func (h *harness) entry(r *pb.InternalRaftRequest) *raftpb.Entry {
 	h.index++
 	var data []byte
 	if r != nil {
@@ -80,14 +80,14 @@ func (h *harness) entry(r *pb.InternalRaftRequest) raftpb.Entry {
 			h.t.Fatal(err)
 		}
 	}
-	return raftpb.Entry{Index: proto.Uint64(h.index), Term: proto.Uint64(h.term),
+	return &raftpb.Entry{Index: proto.Uint64(h.index), Term: proto.Uint64(h.term),
 		Type: raftpb.EntryType_EntryNormal.Enum(), Data: data}
 }
 
 // applyAll applies the requests as consecutive entries in one ApplyEntries call.
 func (h *harness) applyAll(rs ...*pb.InternalRaftRequest) []*Result {
 	h.t.Helper()
-	ents := make([]raftpb.Entry, len(rs))
+	ents := make([]*raftpb.Entry, len(rs))
 	for i, r := range rs {
 		ents[i] = h.entry(r)
 	}
