@@ -88,6 +88,14 @@ func (t *Transport) handleMsgs(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "MsgSnap must be sent to "+pathSnapshot, http.StatusBadRequest)
 			return
 		}
+		if m.GetType() == raftpb.MsgProp {
+			select {
+			case t.propc <- m:
+			default:
+				t.lg.Debug("dropped forwarded proposal: queue full")
+			}
+			continue
+		}
 		if err := t.cfg.Raft.Process(r.Context(), m); err != nil {
 			http.Error(w, "raft: "+err.Error(), http.StatusServiceUnavailable)
 			return

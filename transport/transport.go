@@ -90,8 +90,13 @@ type Transport struct {
 
 	mu    sync.Mutex
 	peers map[uint64]*peer
-	wg    sync.WaitGroup // peer goroutines and snapshot senders
+	wg    sync.WaitGroup // peer goroutines, snapshot senders, the proposal forwarder
 	stopc chan struct{}
+
+	// propc holds proposals forwarded by followers. raft blocks a proposal while it
+	// knows no leader; handing them over on their own goroutine keeps that wait from
+	// stalling the votes and heartbeats that follow in the same POST.
+	propc chan *raftpb.Message
 }
 
 // New returns a Transport with no peers.
@@ -116,13 +121,41 @@ func New(cfg Config) *Transport {
 			IdleConnTimeout:     90 * time.Second,
 		}
 	}
-	return &Transport{
+	t := &Transport{
 		cfg:        cfg,
 		lg:         cfg.Logger.With(zap.String("local-member-id", idString(cfg.ID))),
 		client:     &http.Client{Transport: newRT()},
 		snapClient: &http.Client{Transport: newRT()},
 		peers:      map[uint64]*peer{},
 		stopc:      make(chan struct{}),
+		propc:      make(chan *raftpb.Message, cfg.QueueSize),
+	}
+	t.wg.Add(1)
+	go t.forwardProposals()
+	return t
+}
+
+// forwardProposals hands queued forwarded proposals to raft, giving each at most
+// RequestTimeout to find a leader. Proposals may be dropped: the proposer retries.
+func (t *Transport) forwardProposals() {
+	defer t.wg.Done()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-t.stopc
+		cancel()
+	}()
+	for {
+		select {
+		case m := <-t.propc:
+			pctx, pcancel := context.WithTimeout(ctx, t.cfg.RequestTimeout)
+			if err := t.cfg.Raft.Process(pctx, m); err != nil {
+				t.lg.Debug("dropped forwarded proposal", zap.Error(err))
+			}
+			pcancel()
+		case <-t.stopc:
+			return
+		}
 	}
 }
 
