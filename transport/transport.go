@@ -17,12 +17,15 @@
 // Sending never blocks the caller: each peer has a bounded queue drained by one
 // goroutine that sends what has accumulated as one POST, so messages to a peer keep
 // their order. A full queue or a failed POST drops the messages and reports the peer
-// unreachable to raft, which retransmits. A MsgSnap is sent on its own goroutine: the
-// state machine is pinned (snap.Source), the message's snapshot metadata is rewritten
-// to the pinned state's applied index, term and ConfState, and the state is streamed
-// after the message. The outcome is reported with ReportSnapshot. The receiver saves
-// the stream durably (snap.Store) BEFORE giving raft the message, with the file's path
-// in Snapshot.Data.
+// unreachable to raft, which retransmits. Received proposals (MsgProp forwarded by a
+// follower) go to raft through their own queue, since raft holds a proposal while it
+// knows no leader; every other message is given to raft before the POST is answered.
+//
+// A MsgSnap is sent on its own goroutine: the state machine is pinned (snap.Source),
+// the message's snapshot metadata is rewritten to the pinned state's applied index,
+// term and ConfState, and the state is streamed after the message. The outcome is
+// reported with ReportSnapshot. The receiver saves the stream durably (snap.Store)
+// BEFORE giving raft the message, with the file's path in Snapshot.Data.
 package transport
 
 import (
