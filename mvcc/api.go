@@ -117,7 +117,10 @@ func Open(eng storage.Engine) (*Store, error) {
 
 // Reload re-reads the store's state from the engine, after a Raft snapshot was installed
 // underneath it, or after a batch holding ended TxnWrites was discarded. A compaction in
-// progress stops and the one recorded in the engine (if unfinished) starts over.
+// progress stops at its next batch and the one recorded in the engine (if unfinished)
+// starts over. A compaction batch that commits after the install is still correct: a
+// version (key, main, sub) is the same on every member, and the installed state's
+// compacted revision is at least the one being run, as both come from the same log.
 func (s *Store) Reload() error {
 	rev, err := readMeta(s.eng, storage.MetaCurrentRev, 1)
 	if err != nil {
