@@ -136,6 +136,7 @@ func (s *Store) runCompactor() {
 func (s *Store) compact(target int64, gen uint64) error {
 	start := storage.RevisionKey(0, 0)
 	end := storage.RevisionKey(target+1, 0)
+	var span keySpan // the version keys deleted
 	for start != nil {
 		select {
 		case <-s.stop:
@@ -148,16 +149,21 @@ func (s *Store) compact(target int64, gen uint64) error {
 		if reloaded {
 			return errReloaded
 		}
-		next, err := s.compactBatch(start, end, target)
+		next, err := s.compactBatch(start, end, target, &span)
 		if err != nil {
 			return err
 		}
 		start = next
 	}
-	for _, p := range []byte{storage.PrefixKey, storage.PrefixRevision} {
-		if err := s.eng.Compact([]byte{p}, []byte{p + 1}); err != nil {
+	// Reclaim the space of what was deleted: the span of deleted versions (often most
+	// of the key space) and the start of the revision log.
+	if span.lo != nil {
+		if err := s.eng.Compact(span.lo, append(span.hi, 0)); err != nil {
 			return err
 		}
+	}
+	if err := s.eng.Compact(storage.RevisionKey(0, 0), storage.RevisionKey(target, 0)); err != nil {
+		return err
 	}
 	b := s.eng.NewBatch()
 	defer b.Close()
@@ -169,7 +175,7 @@ func (s *Store) compact(target int64, gen uint64) error {
 
 // compactBatch handles up to compactBatchSize revision-log entries in [start, end) in
 // one engine batch and returns where the next batch starts (nil when done).
-func (s *Store) compactBatch(start, end []byte, target int64) (next []byte, err error) {
+func (s *Store) compactBatch(start, end []byte, target int64, span *keySpan) (next []byte, err error) {
 	logIt, err := s.eng.NewIter(storage.IterOptions{LowerBound: start, UpperBound: end})
 	if err != nil {
 		return nil, err
@@ -199,7 +205,7 @@ func (s *Store) compactBatch(start, end []byte, target int64) (next []byte, err 
 		}
 		if !done[string(key)] {
 			done[string(key)] = true
-			if err := compactKey(keyIt, b, key, target); err != nil {
+			if err := compactKey(keyIt, b, key, target, span); err != nil {
 				return nil, err
 			}
 		}
@@ -226,7 +232,7 @@ func (s *Store) compactBatch(start, end []byte, target int64) (next []byte, err 
 // compactKey deletes, into b, the versions of key that no read at or above target can
 // see: all older than the newest version at or below target, and that one if it is a
 // tombstone.
-func compactKey(it storage.Iterator, b storage.Batch, key []byte, target int64) error {
+func compactKey(it storage.Iterator, b storage.Batch, key []byte, target int64, span *keySpan) error {
 	newest := storage.VersionKey(key, target, storage.MaxSub)
 	prefix := newest[:len(newest)-16]
 	first := true
@@ -239,8 +245,21 @@ func compactKey(it storage.Iterator, b storage.Batch, key []byte, target int64) 
 			if err := b.Delete(k); err != nil {
 				return err
 			}
+			span.add(k)
 		}
 		first = false
 	}
 	return it.Error()
+}
+
+// keySpan is the smallest span holding every key added to it.
+type keySpan struct{ lo, hi []byte }
+
+func (sp *keySpan) add(k []byte) {
+	if sp.lo == nil || bytes.Compare(k, sp.lo) < 0 {
+		sp.lo = bytes.Clone(k)
+	}
+	if sp.hi == nil || bytes.Compare(k, sp.hi) > 0 {
+		sp.hi = bytes.Clone(k)
+	}
 }
