@@ -246,13 +246,29 @@ func TestAgainstEtcd(t *testing.T) {
 		{Request: &pb.RequestOp_RequestRange{RequestRange: &pb.RangeRequest{Key: []byte("t1"), Revision: 100}}}}}})
 	step(&pb.InternalRaftRequest{Txn: &pb.TxnRequest{Success: []*pb.RequestOp{delOp("nothing", "")}}})
 
+	// Negative revisions: a plain range reads the current revision; a range in a txn
+	// compares it with the compacted revision (-1 before the first compaction).
+	txnAt := func(rev int64) *pb.InternalRaftRequest {
+		return &pb.InternalRaftRequest{Txn: &pb.TxnRequest{Success: []*pb.RequestOp{
+			{Request: &pb.RequestOp_RequestRange{RequestRange: &pb.RangeRequest{Key: []byte("a"), Revision: rev}}}}}}
+	}
+	step(txnAt(-1))
+	step(txnAt(-5))
+	step(&pb.InternalRaftRequest{Range: &pb.RangeRequest{Key: []byte("a"), Revision: -5}})
+	step(&pb.InternalRaftRequest{Range: &pb.RangeRequest{Key: []byte("a"), Revision: -5, Serializable: true}})
+
 	// Compaction and its errors.
+	step(&pb.InternalRaftRequest{Compaction: &pb.CompactionRequest{Revision: -1}})
 	step(&pb.InternalRaftRequest{Compaction: &pb.CompactionRequest{Revision: 100}})
 	step(&pb.InternalRaftRequest{Compaction: &pb.CompactionRequest{Revision: 6}})
 	step(&pb.InternalRaftRequest{Compaction: &pb.CompactionRequest{Revision: 6}})
 	step(&pb.InternalRaftRequest{Compaction: &pb.CompactionRequest{Revision: 5}})
 	step(&pb.InternalRaftRequest{Range: &pb.RangeRequest{Key: []byte("a"), Revision: 5}})
 	step(&pb.InternalRaftRequest{Range: &pb.RangeRequest{Key: []byte("a"), Revision: 6}})
+	step(&pb.InternalRaftRequest{Range: &pb.RangeRequest{Key: []byte("a"), Revision: 5, Serializable: true}})
+	step(txnAt(-1))
+	step(txnAt(6))
+	step(txnAt(5))
 	step(&pb.InternalRaftRequest{Txn: &pb.TxnRequest{Success: []*pb.RequestOp{putOp("t5", "v"),
 		{Request: &pb.RequestOp_RequestRange{RequestRange: &pb.RangeRequest{Key: []byte("t1"), Revision: 5}}}}}})
 

@@ -1,6 +1,8 @@
 package apply
 
 import (
+	"errors"
+
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 
 	"github.com/metastore/metastore/mvcc"
@@ -107,23 +109,30 @@ func execDelete(t *mvcc.TxnWrite, d *pb.DeleteRangeRequest) (*pb.DeleteRangeResp
 }
 
 // rangeChecked answers a Range that came through Raft, inside the write transaction t.
+// As in etcd, only mvcc checks the revision here (a negative one reads the current
+// revision).
 func (a *Applier) rangeChecked(t *mvcc.TxnWrite, r *pb.RangeRequest) (*pb.RangeResponse, error) {
-	if err := a.checkRangeRev(t, r); err != nil {
+	resp, err := Range(t, r)
+	if errors.Is(err, mvcc.ErrCompacted) || errors.Is(err, mvcc.ErrFutureRev) {
 		return nil, err
 	}
-	resp, err := Range(t, r)
 	return resp, fatal(err)
 }
 
-// checkRangeRev returns mvcc.ErrFutureRev or mvcc.ErrCompacted if r's revision cannot be
-// read from v.
+// checkRangeRev returns mvcc.ErrFutureRev or mvcc.ErrCompacted if the revision of r, a
+// range inside a transaction, cannot be read from v. Like etcd it compares a negative
+// revision with the compacted revision, which is -1 before the first compaction.
 func (a *Applier) checkRangeRev(v mvcc.ReadView, r *pb.RangeRequest) error {
+	first := a.store.CompactRev()
+	if first == 0 {
+		first = -1
+	}
 	switch rev := r.GetRevision(); {
-	case rev <= 0:
+	case rev == 0:
 		return nil
 	case rev > v.Rev():
 		return mvcc.ErrFutureRev
-	case rev < a.store.CompactRev():
+	case rev < first:
 		return mvcc.ErrCompacted
 	}
 	return nil
