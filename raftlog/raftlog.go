@@ -24,6 +24,7 @@ import (
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
+	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/metastore/metastore/storage"
@@ -46,6 +47,10 @@ type Options struct {
 	// CacheEntries and CacheBytes bound the in-memory copy of the log tail.
 	CacheEntries int
 	CacheBytes   int
+	// Logger is for the rare events worth a line; nil: none.
+	Logger *zap.Logger
+	// SnapDir is the member's snap dir, recorded for raftnode (Storage.SnapDir).
+	SnapDir string
 }
 
 // Storage is the Raft log of one member kept in a storage.Engine.
@@ -78,6 +83,9 @@ func Open(eng storage.Engine, opts Options) (*Storage, error) {
 	}
 	if opts.CacheBytes <= 0 {
 		opts.CacheBytes = DefaultCacheBytes
+	}
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
 	}
 	s := &Storage{eng: eng, opts: opts, hs: &raftpb.HardState{}, snap: raftpb.EnsureSnapshot(nil)}
 	if v, err := eng.Get(storage.RaftHardStateKey); err == nil {
@@ -127,6 +135,9 @@ func Open(eng storage.Engine, opts Options) (*Storage, error) {
 			ErrCorrupt, s.dummyIndex, s.last, s.snap.GetMetadata().GetIndex())
 	}
 	s.cacheFirst = s.last + 1
+	opts.Logger.Info("opened raft log", zap.Uint64("first-index", s.dummyIndex+1), zap.Uint64("last-index", s.last),
+		zap.Uint64("snapshot-index", s.snap.GetMetadata().GetIndex()), zap.Uint64("term", s.hs.GetTerm()),
+		zap.Uint64("commit", s.hs.GetCommit()))
 	return s, nil
 }
 
@@ -287,3 +298,6 @@ func (s *Storage) Entries(lo, hi, maxSize uint64) ([]*raftpb.Entry, error) {
 
 // Engine is the engine the log lives in (shared with the state machine).
 func (s *Storage) Engine() storage.Engine { return s.eng }
+
+// SnapDir is Options.SnapDir.
+func (s *Storage) SnapDir() string { return s.opts.SnapDir }

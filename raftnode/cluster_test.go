@@ -1,7 +1,6 @@
 package raftnode
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -9,11 +8,9 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 
 	"go.etcd.io/raft/v3"
-	"go.etcd.io/raft/v3/raftpb"
 )
 
 // network gives every member a fixed loopback peer URL that survives its restarts:
@@ -53,28 +50,6 @@ func (nw *network) serve(id uint64, h http.Handler) {
 	nw.mu.Lock()
 	nw.handlers[id] = h
 	nw.mu.Unlock()
-}
-
-// lazyRaft lets the transport exist before the node it delivers to.
-type lazyRaft struct{ n atomic.Pointer[Node] }
-
-func (l *lazyRaft) Process(ctx context.Context, m *raftpb.Message) error {
-	if n := l.n.Load(); n != nil {
-		return n.Process(ctx, m)
-	}
-	return ErrStopped
-}
-
-func (l *lazyRaft) ReportUnreachable(id uint64) {
-	if n := l.n.Load(); n != nil {
-		n.ReportUnreachable(id)
-	}
-}
-
-func (l *lazyRaft) ReportSnapshot(id uint64, st raft.SnapshotStatus) {
-	if n := l.n.Load(); n != nil {
-		n.ReportSnapshot(id, st)
-	}
 }
 
 type cluster struct {

@@ -75,15 +75,10 @@ func (m *member) start(cfg Config) {
 	if cfg.TickInterval == 0 {
 		cfg.TickInterval = 10 * time.Millisecond
 	}
-	var lazy *lazyRaft
 	if m.net != nil {
-		lazy = &lazyRaft{}
-		store, err := snap.NewStore(cfg.SnapDir)
-		if err != nil {
-			m.t.Fatal(err)
-		}
-		m.tr = transport.New(transport.Config{ID: m.id, ClusterID: 0xc1, Logger: cfg.Logger, Raft: lazy,
-			Snapshots: snap.NewSource(m.eng), SnapshotSink: store})
+		// The transport exists before the node; SetRaft connects them once it starts.
+		m.tr = transport.New(transport.Config{ID: m.id, ClusterID: 0xc1, Logger: cfg.Logger,
+			Engine: m.eng, SnapDir: cfg.SnapDir})
 		for id, url := range m.net.urls {
 			if id != m.id {
 				m.tr.AddPeer(id, []string{url})
@@ -96,7 +91,7 @@ func (m *member) start(cfg Config) {
 		m.t.Fatal(err)
 	}
 	if m.net != nil {
-		lazy.n.Store(n)
+		m.tr.SetRaft(n)
 		m.net.serve(m.id, m.tr.Handler())
 	}
 	m.mu.Lock()

@@ -76,7 +76,7 @@ type Config struct {
 	Peers   []raft.Peer
 	Storage *raftlog.Storage
 	// SnapDir is the member's snap dir: where received snapshot files are, for
-	// finishing an interrupted install at Start.
+	// finishing an interrupted install at Start. Empty: Storage.SnapDir().
 	SnapDir   string
 	Transport Transport
 	Logger    *zap.Logger
@@ -167,6 +167,9 @@ func Start(cfg Config) (*Node, error) {
 	cfg.setDefaults()
 	if cfg.ID == 0 || cfg.Storage == nil || cfg.Transport == nil {
 		return nil, errors.New("raftnode: Config needs ID, Storage and Transport")
+	}
+	if cfg.SnapDir == "" {
+		cfg.SnapDir = cfg.Storage.SnapDir()
 	}
 	eng := cfg.Storage.Engine()
 	if err := snap.ResumeInstall(eng, cfg.SnapDir); err != nil {

@@ -96,7 +96,7 @@ func (t *Transport) handleMsgs(w http.ResponseWriter, r *http.Request) {
 			}
 			continue
 		}
-		if err := t.cfg.Raft.Process(r.Context(), m); err != nil {
+		if err := t.raft().Process(r.Context(), m); err != nil {
 			http.Error(w, "raft: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}
@@ -133,7 +133,7 @@ func (t *Transport) handleSnapshot(w http.ResponseWriter, r *http.Request) {
 	t.lg.Info("received snapshot", zap.String("from", idString(m.GetFrom())),
 		zap.Uint64("index", md.GetIndex()), zap.Uint64("term", md.GetTerm()), zap.String("path", path))
 	m.Snapshot.Data = []byte(path)
-	if err := t.cfg.Raft.Process(r.Context(), m); err != nil {
+	if err := t.raft().Process(r.Context(), m); err != nil {
 		http.Error(w, "raft: "+err.Error(), http.StatusServiceUnavailable)
 		return
 	}

@@ -153,7 +153,7 @@ func (p *peer) run() {
 			}
 		}
 		if err := p.post(body.Bytes()); err != nil {
-			p.t.cfg.Raft.ReportUnreachable(p.id)
+			p.t.raft().ReportUnreachable(p.id)
 			p.t.lg.Debug("dropped messages", zap.String("remote-member-id", idString(p.id)), zap.Int("count", n), zap.Error(err))
 		}
 	}

@@ -19,7 +19,7 @@ func (t *Transport) startSnapshot(p *peer, m *raftpb.Message) {
 	select {
 	case <-t.stopc:
 		t.mu.Unlock()
-		t.cfg.Raft.ReportSnapshot(p.id, raft.SnapshotFailure)
+		t.raft().ReportSnapshot(p.id, raft.SnapshotFailure)
 		return
 	default:
 	}
@@ -31,14 +31,14 @@ func (t *Transport) startSnapshot(p *peer, m *raftpb.Message) {
 		md, size, err := t.sendSnapshot(p, m)
 		if err != nil {
 			t.lg.Warn("sending snapshot failed", zap.String("remote-member-id", idString(p.id)), zap.Error(err))
-			t.cfg.Raft.ReportUnreachable(p.id)
-			t.cfg.Raft.ReportSnapshot(p.id, raft.SnapshotFailure)
+			t.raft().ReportUnreachable(p.id)
+			t.raft().ReportSnapshot(p.id, raft.SnapshotFailure)
 			return
 		}
 		t.lg.Info("sent snapshot", zap.String("remote-member-id", idString(p.id)),
 			zap.Uint64("index", md.GetIndex()), zap.Uint64("term", md.GetTerm()),
 			zap.Int64("bytes", size), zap.Duration("took", time.Since(start)))
-		t.cfg.Raft.ReportSnapshot(p.id, raft.SnapshotFinish)
+		t.raft().ReportSnapshot(p.id, raft.SnapshotFinish)
 	}()
 }
 

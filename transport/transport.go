@@ -35,6 +35,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/raft/v3"
@@ -43,10 +44,14 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/metastore/metastore/snap"
+	"github.com/metastore/metastore/storage"
 )
 
 // ErrClusterIDMismatch is the error of a peer from another cluster.
 var ErrClusterIDMismatch = errors.New("transport: cluster ID mismatch")
+
+// ErrNoRaft is answered to peers before SetRaft.
+var ErrNoRaft = errors.New("transport: raft not started")
 
 // Raft is the local raft node receiving messages and delivery reports.
 type Raft interface {
@@ -71,11 +76,18 @@ type Config struct {
 	ID        uint64
 	ClusterID uint64
 	Logger    *zap.Logger
-	Raft      Raft
-	// Snapshots is read to send MsgSnap; nil makes every snapshot send fail.
+	// Raft receives messages and reports. It may instead be given later with SetRaft
+	// (the node needs the transport to start); until then received messages are
+	// refused and reports dropped.
+	Raft Raft
+	// Snapshots is read to send MsgSnap. Nil: snap.NewSource(Engine) if Engine is set;
+	// otherwise every snapshot send fails.
 	Snapshots SnapshotSource
-	// SnapshotSink stores received snapshots; nil refuses them.
+	Engine    storage.Engine
+	// SnapshotSink stores received snapshots. Nil: a snap.Store in SnapDir if set;
+	// otherwise snapshots are refused.
 	SnapshotSink SnapshotSink
+	SnapDir      string
 	// QueueSize is the per-peer queue length; default 4096 messages.
 	QueueSize int
 	// DialTimeout and RequestTimeout bound a message POST; defaults 1s and 5s.
@@ -90,6 +102,8 @@ type Transport struct {
 	lg         *zap.Logger
 	client     *http.Client // message POSTs
 	snapClient *http.Client // snapshot streams: no overall timeout
+
+	raftp atomic.Pointer[raftBox]
 
 	mu    sync.Mutex
 	peers map[uint64]*peer
@@ -106,6 +120,16 @@ type Transport struct {
 func New(cfg Config) *Transport {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
+	}
+	if cfg.Snapshots == nil && cfg.Engine != nil {
+		cfg.Snapshots = snap.NewSource(cfg.Engine)
+	}
+	if cfg.SnapshotSink == nil && cfg.SnapDir != "" {
+		if st, err := snap.NewStore(cfg.SnapDir); err != nil {
+			cfg.Logger.Error("snap dir unusable: snapshots will be refused", zap.String("dir", cfg.SnapDir), zap.Error(err))
+		} else {
+			cfg.SnapshotSink = st
+		}
 	}
 	if cfg.QueueSize <= 0 {
 		cfg.QueueSize = 4096
@@ -133,10 +157,31 @@ func New(cfg Config) *Transport {
 		stopc:      make(chan struct{}),
 		propc:      make(chan *raftpb.Message, cfg.QueueSize),
 	}
+	if cfg.Raft != nil {
+		t.SetRaft(cfg.Raft)
+	}
 	t.wg.Add(1)
 	go t.forwardProposals()
 	return t
 }
+
+type raftBox struct{ r Raft }
+
+// SetRaft sets (or replaces) the raft node messages are delivered to.
+func (t *Transport) SetRaft(r Raft) { t.raftp.Store(&raftBox{r: r}) }
+
+func (t *Transport) raft() Raft {
+	if b := t.raftp.Load(); b != nil {
+		return b.r
+	}
+	return noRaft{}
+}
+
+type noRaft struct{}
+
+func (noRaft) Process(context.Context, *raftpb.Message) error { return ErrNoRaft }
+func (noRaft) ReportUnreachable(uint64)                       {}
+func (noRaft) ReportSnapshot(uint64, raft.SnapshotStatus)     {}
 
 // forwardProposals hands queued forwarded proposals to raft, giving each at most
 // RequestTimeout to find a leader. Proposals may be dropped: the proposer retries.
@@ -152,7 +197,7 @@ func (t *Transport) forwardProposals() {
 		select {
 		case m := <-t.propc:
 			pctx, pcancel := context.WithTimeout(ctx, t.cfg.RequestTimeout)
-			if err := t.cfg.Raft.Process(pctx, m); err != nil {
+			if err := t.raft().Process(pctx, m); err != nil {
 				t.lg.Debug("dropped forwarded proposal", zap.Error(err))
 			}
 			pcancel()
@@ -231,7 +276,7 @@ func (t *Transport) Send(msgs []*raftpb.Message) {
 			continue
 		}
 		if !p.enqueue(b) {
-			t.cfg.Raft.ReportUnreachable(to)
+			t.raft().ReportUnreachable(to)
 		}
 	}
 }
