@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"go.uber.org/zap"
 
 	"github.com/metastore/metastore/storage"
@@ -26,6 +27,9 @@ type Options struct {
 	CacheSize int64
 	// MemTableSize is the size of one memtable in bytes. 0: Pebble's default.
 	MemTableSize uint64
+	// FS is the file system. Nil: the operating system's. Tests pass vfs.NewMem() or
+	// an error-injecting one.
+	FS vfs.FS
 }
 
 const defaultCacheSize = 64 << 20
@@ -56,6 +60,7 @@ func Open(dir string, opts Options) (*Engine, error) {
 		Logger:             zapLogger{logger.Sugar().With(zap.String("engine", "pebble"))},
 		FormatMajorVersion: pebble.FormatNewest,
 		MemTableSize:       opts.MemTableSize,
+		FS:                 opts.FS,
 	}
 	db, err := pebble.Open(dir, po)
 	if err != nil {
