@@ -12,10 +12,10 @@ import (
 // that a compaction never holds the engine's commit pipeline for long.
 const compactBatchSize = 1000
 
-var (
-	errStopped  = errors.New("mvcc: store closed")
-	errReloaded = errors.New("mvcc: store reloaded during compaction")
-)
+// ErrClosed is returned by WaitCompacted once the store is closed.
+var ErrClosed = errors.New("mvcc: store closed")
+
+var errReloaded = errors.New("mvcc: store reloaded during compaction")
 
 // ScheduleCompaction records, in b, a logical compaction at rev: once b is committed,
 // reads below rev fail with ErrCompacted. ErrCompacted if rev <= CompactRev(), ErrFutureRev
@@ -63,7 +63,7 @@ func (s *Store) WaitCompacted(ctx context.Context, rev int64) error {
 		case err != nil:
 			return err
 		case closed:
-			return errStopped
+			return ErrClosed
 		}
 		select {
 		case <-ch:
@@ -102,7 +102,7 @@ func (s *Store) runCompactor() {
 				break
 			}
 			err := s.compact(target, gen)
-			if errors.Is(err, errStopped) {
+			if errors.Is(err, ErrClosed) {
 				return
 			}
 			if errors.Is(err, errReloaded) {
@@ -112,7 +112,7 @@ func (s *Store) runCompactor() {
 			if err != nil {
 				s.err = err
 			} else if s.gen == gen {
-				s.finished = target
+				s.finished, s.err = target, nil
 			}
 			s.broadcastLocked()
 			s.mu.Unlock()
@@ -140,7 +140,7 @@ func (s *Store) compact(target int64, gen uint64) error {
 	for start != nil {
 		select {
 		case <-s.stop:
-			return errStopped
+			return ErrClosed
 		default:
 		}
 		s.mu.Lock()
