@@ -99,6 +99,12 @@ func (n *Node) IsLeader() bool { return n.isLeader.Load() }
 // Term is the current term as last persisted.
 func (n *Node) Term() uint64 { return n.term.Load() }
 
+// CommittedIndex is the commit index as last persisted; cheaper than Status().
+func (n *Node) CommittedIndex() uint64 { return n.committed.Load() }
+
+// AppliedIndex is the highest index reported with Applied (or found applied at Start).
+func (n *Node) AppliedIndex() uint64 { return n.applied.Load() }
+
 // LeaderChanged returns a channel closed at the next leader change (including losing
 // the leader). Call it again for the following change.
 func (n *Node) LeaderChanged() <-chan struct{} {

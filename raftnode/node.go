@@ -148,11 +148,12 @@ type Node struct {
 	skipUntil uint64
 	initial   *Apply // handed over before anything else (restart mid-install)
 
-	lead     atomic.Uint64
-	term     atomic.Uint64
-	isLeader atomic.Bool
-	leadMu   sync.Mutex
-	leadc    chan struct{}
+	lead      atomic.Uint64
+	term      atomic.Uint64
+	committed atomic.Uint64
+	isLeader  atomic.Bool
+	leadMu    sync.Mutex
+	leadc     chan struct{}
 
 	stopOnce sync.Once
 	stopc    chan struct{}
@@ -207,6 +208,7 @@ func Start(cfg Config) (*Node, error) {
 	}
 	hs := cfg.Storage.HardState()
 	n.term.Store(hs.GetTerm())
+	n.committed.Store(hs.GetCommit())
 
 	rc := &raft.Config{
 		ID:                        cfg.ID,
@@ -270,9 +272,6 @@ func (n *Node) handleReady(rd raft.Ready) error {
 	if rd.SoftState != nil {
 		n.setLeader(rd.SoftState.Lead, rd.SoftState.RaftState == raft.StateLeader)
 	}
-	if rd.HardState != nil {
-		n.term.Store(rd.HardState.GetTerm())
-	}
 	for _, rs := range rd.ReadStates {
 		select {
 		case n.readStatec <- rs:
@@ -284,6 +283,10 @@ func (n *Node) handleReady(rd raft.Ready) error {
 	// 1. Persist.
 	if err := n.st.Append(rd.HardState, rd.Entries, rd.Snapshot); err != nil {
 		return fmt.Errorf("raftnode: persisting ready: %w", err)
+	}
+	if !raft.IsEmptyHardState(rd.HardState) {
+		n.term.Store(rd.HardState.GetTerm())
+		n.committed.Store(rd.HardState.GetCommit())
 	}
 
 	// 2. Hand over to the state machine.

@@ -254,6 +254,7 @@ func (t *Transport) PeerURLs(id uint64) []string {
 // Send queues msgs for their peers and returns at once. It marshals the messages
 // before returning, so raft may reuse them afterwards.
 func (t *Transport) Send(msgs []*raftpb.Message) {
+	var reported map[uint64]bool // one unreachable report per peer and call
 	for _, m := range msgs {
 		to := m.GetTo()
 		if to == 0 || to == t.cfg.ID {
@@ -275,7 +276,11 @@ func (t *Transport) Send(msgs []*raftpb.Message) {
 			t.lg.Error("cannot marshal raft message", zap.Error(err))
 			continue
 		}
-		if !p.enqueue(b) {
+		if !p.enqueue(b) && !reported[to] {
+			if reported == nil {
+				reported = map[uint64]bool{}
+			}
+			reported[to] = true
 			t.raft().ReportUnreachable(to)
 		}
 	}
