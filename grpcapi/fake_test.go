@@ -156,6 +156,23 @@ func (b *fakeBackend) Alarm(_ context.Context, r *pb.AlarmRequest) (*pb.AlarmRes
 	return &pb.AlarmResponse{Alarms: removed}, nil
 }
 
+// Leader makes the fake a LeaderReporter.
+func (b *fakeBackend) Leader() uint64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.leader
+}
+
+// Alarms makes the fake an AlarmLister.
+func (b *fakeBackend) Alarms() []*pb.AlarmMember {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.alarms
+}
+
+// plainBackend hides the optional interfaces of the Backend it wraps.
+type plainBackend struct{ Backend }
+
 func (b *fakeBackend) HashKV(context.Context, int64) (*pb.HashKVResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "hashkv: not implemented")
 }

@@ -130,14 +130,25 @@ func HealthHandler(lg *zap.Logger, check HealthCheck) http.Handler {
 // BackendHealthCheck is etcd's /health check against b, in etcd's order and with its
 // reasons: an active alarm not excluded ("ALARM NOSPACE", "ALARM CORRUPT",
 // "ALARM UNKNOWN"); no leader, unless serializable ("RAFT NO LEADER"); a one-key range
-// read failing within timeout ("RANGE ERROR:<error>").
+// read failing within timeout ("RANGE ERROR:<error>"). Alarms and leader come from
+// the optional AlarmLister and LeaderReporter when b implements them (local, no raft
+// round), else from Alarm GET and Status, each bounded by timeout.
 func BackendHealthCheck(b Backend, timeout time.Duration) HealthCheck {
 	return func(ctx context.Context, serializable bool, excludedAlarms []string) error {
-		ar, err := b.Alarm(ctx, &pb.AlarmRequest{Action: pb.AlarmRequest_GET})
-		if err != nil {
-			return fmt.Errorf("ALARM ERROR:%s", err)
+		ctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+
+		var alarms []*pb.AlarmMember
+		if al, ok := b.(AlarmLister); ok {
+			alarms = al.Alarms()
+		} else {
+			ar, err := b.Alarm(ctx, &pb.AlarmRequest{Action: pb.AlarmRequest_GET})
+			if err != nil {
+				return fmt.Errorf("ALARM ERROR:%s", err)
+			}
+			alarms = ar.GetAlarms()
 		}
-		for _, a := range ar.GetAlarms() {
+		for _, a := range alarms {
 			if slices.Contains(excludedAlarms, a.GetAlarm().String()) {
 				continue
 			}
@@ -150,17 +161,22 @@ func BackendHealthCheck(b Backend, timeout time.Duration) HealthCheck {
 				return errors.New("ALARM UNKNOWN")
 			}
 		}
+
 		if !serializable {
-			st, err := b.Status(ctx)
-			if err != nil || st.GetLeader() == 0 {
+			var leader uint64
+			if lr, ok := b.(LeaderReporter); ok {
+				leader = lr.Leader()
+			} else if st, err := b.Status(ctx); err == nil {
+				leader = st.GetLeader()
+			}
+			if leader == 0 {
 				return errors.New("RAFT NO LEADER")
 			}
 		}
-		cctx, cancel := context.WithTimeout(ctx, timeout)
-		defer cancel()
+
 		// etcd reads the empty key; we read "\x00", the smallest valid key, so that a
 		// backend rejecting empty keys still answers.
-		_, err = b.Range(cctx, &pb.RangeRequest{Key: []byte{0}, KeysOnly: true, Limit: 1, Serializable: serializable})
+		_, err := b.Range(ctx, &pb.RangeRequest{Key: []byte{0}, KeysOnly: true, Limit: 1, Serializable: serializable})
 		if err != nil {
 			return fmt.Errorf("RANGE ERROR:%s", err)
 		}

@@ -13,7 +13,6 @@ package grpcapi
 import (
 	"context"
 	"errors"
-	"fmt"
 	"math"
 	"runtime/debug"
 	"time"
@@ -30,9 +29,7 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
-	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 )
 
 // Backend is what the gRPC layer needs from the server. Errors should be (or wrap) the
@@ -59,6 +56,21 @@ type Backend interface {
 	// Header returns ClusterId, MemberId, RaftTerm and the current store Revision. It is
 	// called once per response: it must be cheap and must not block.
 	Header() *pb.ResponseHeader
+}
+
+// LeaderReporter is optionally implemented by a Backend. Leader returns the ID of the
+// leader this member knows, 0 if none; it must be cheap and must not block. With it,
+// requests carrying etcd's "hasleader=true" metadata (clientv3.WithRequireLeader) fail
+// with ErrGRPCNoLeader when there is no leader, and /health checks the leader without
+// a Status call.
+type LeaderReporter interface {
+	Leader() uint64
+}
+
+// AlarmLister is optionally implemented by a Backend: the active alarms as this member
+// knows them, without a raft round. /health uses it; without it /health asks Alarm GET.
+type AlarmLister interface {
+	Alarms() []*pb.AlarmMember
 }
 
 // Defaults, etcd's (embed/config.go).
@@ -140,7 +152,7 @@ func (o Options) withDefaults() Options {
 //
 // Interceptors, outermost first: prometheus metrics, slow-request warning (unary),
 // debug logging of every call (installed only when the logger is enabled at debug
-// level), panic recovery. A panic in a handler is logged
+// level), require-leader check (when b is a LeaderReporter), panic recovery. A panic in a handler is logged
 // with its stack, counted, and answered as codes.Internal; the server keeps running.
 func NewServer(b Backend, opts Options) *grpc.Server {
 	opts = opts.withDefaults()
@@ -169,6 +181,10 @@ func NewServer(b Backend, opts Options) *grpc.Server {
 		unary = append(unary, logging.UnaryServerInterceptor(zapLogger(lg), logOpts...))
 		stream = append(stream, logging.StreamServerInterceptor(zapLogger(lg), logOpts...))
 	}
+	if lr, ok := b.(LeaderReporter); ok {
+		unary = append(unary, requireLeaderUnary(lr))
+		stream = append(stream, requireLeaderStream(lr))
+	}
 	unary = append(unary, recovery.UnaryServerInterceptor(onPanic))
 	stream = append(stream, recovery.StreamServerInterceptor(onPanic))
 
@@ -196,43 +212,6 @@ func NewServer(b Backend, opts Options) *grpc.Server {
 	return gs
 }
 
-// slowRequestInterceptor logs at warn level a unary request that took longer than
-// threshold, like etcd's "request stats" warning. Values are redacted.
-func slowRequestInterceptor(lg *zap.Logger, threshold time.Duration) grpc.UnaryServerInterceptor {
-	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		start := time.Now()
-		resp, err := handler(ctx, req)
-		if took := time.Since(start); took > threshold {
-			remote := "unknown"
-			if p, ok := peer.FromContext(ctx); ok {
-				remote = p.Addr.String()
-			}
-			var content string
-			switch r := req.(type) {
-			case *pb.PutRequest:
-				content = fmt.Sprint(pb.NewLoggablePutRequest(r))
-			case *pb.TxnRequest:
-				content = pb.NewLoggableTxnRequest(r).String()
-			case *pb.RangeRequest:
-				content = r.String()
-			case *pb.DeleteRangeRequest:
-				content = r.String()
-			}
-			lg.Warn("request stats: slow request",
-				zap.String("method", info.FullMethod), zap.Duration("took", took), zap.String("remote", remote),
-				zap.String("request content", content), zap.Int("request size", protoSize(req)), zap.Error(err))
-		}
-		return resp, err
-	}
-}
-
-func protoSize(m any) int {
-	if pm, ok := m.(proto.Message); ok {
-		return proto.Size(pm)
-	}
-	return -1
-}
-
 // register registers c with reg and returns it, or returns the collector of the same
 // description already registered there. With a nil reg, c is returned unregistered.
 func register[C prometheus.Collector](reg prometheus.Registerer, lg *zap.Logger, c C) C {
@@ -249,26 +228,4 @@ func register[C prometheus.Collector](reg prometheus.Registerer, lg *zap.Logger,
 		lg.Warn("grpcapi: cannot register metrics", zap.Error(err))
 	}
 	return c
-}
-
-// zapLogger adapts a zap logger to the go-grpc-middleware logging interface.
-func zapLogger(lg *zap.Logger) logging.Logger {
-	return logging.LoggerFunc(func(_ context.Context, lvl logging.Level, msg string, fields ...any) {
-		zf := make([]zap.Field, 0, len(fields)/2)
-		for i := 0; i+1 < len(fields); i += 2 {
-			zf = append(zf, zap.Any(fmt.Sprint(fields[i]), fields[i+1]))
-		}
-		var zl zapcore.Level
-		switch lvl {
-		case logging.LevelDebug:
-			zl = zapcore.DebugLevel
-		case logging.LevelInfo:
-			zl = zapcore.InfoLevel
-		case logging.LevelWarn:
-			zl = zapcore.WarnLevel
-		default:
-			zl = zapcore.ErrorLevel
-		}
-		lg.Log(zl, msg, zf...)
-	})
 }

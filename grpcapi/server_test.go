@@ -470,3 +470,47 @@ func TestServeClientReturnsDespiteASilentConnection(t *testing.T) {
 		t.Errorf("ServeClient: %v", err)
 	}
 }
+
+func TestHealthCheckWithAndWithoutTheOptionalInterfaces(t *testing.T) {
+	for _, plain := range []bool{false, true} {
+		b := newFakeBackend()
+		var be Backend = b
+		if plain {
+			be = plainBackend{b}
+		}
+		check := BackendHealthCheck(be, 5*time.Second)
+		ctx := testCtx(t)
+		if err := check(ctx, false, nil); err != nil {
+			t.Errorf("plain=%v healthy: %v", plain, err)
+		}
+		b.set(func(b *fakeBackend) {
+			b.alarms = []*pb.AlarmMember{{MemberID: testMemberID, Alarm: pb.AlarmType_CORRUPT}}
+		})
+		if err := check(ctx, false, nil); err == nil || err.Error() != "ALARM CORRUPT" {
+			t.Errorf("plain=%v corrupt: %v", plain, err)
+		}
+		b.set(func(b *fakeBackend) { b.alarms, b.leader = nil, 0 })
+		if err := check(ctx, false, nil); err == nil || err.Error() != "RAFT NO LEADER" {
+			t.Errorf("plain=%v no leader: %v", plain, err)
+		}
+		if err := check(ctx, true, nil); err != nil {
+			t.Errorf("plain=%v serializable without leader: %v", plain, err)
+		}
+	}
+}
+
+func TestRequireLeaderMetadata(t *testing.T) {
+	s := startServer(t, Options{})
+	ctx := testCtx(t)
+	s.b.set(func(b *fakeBackend) { b.leader = 0 })
+	if _, err := s.cli.Put(clientv3.WithRequireLeader(ctx), "k", "v"); !errors.Is(err, rpctypes.ErrNoLeader) {
+		t.Errorf("put requiring a leader without one: %v", err)
+	}
+	if _, err := s.cli.Put(ctx, "k", "v"); err != nil {
+		t.Errorf("put not requiring a leader: %v", err)
+	}
+	s.b.set(func(b *fakeBackend) { b.leader = testMemberID })
+	if _, err := s.cli.Put(clientv3.WithRequireLeader(ctx), "k", "v"); err != nil {
+		t.Errorf("put requiring a leader with one: %v", err)
+	}
+}

@@ -1,0 +1,109 @@
+package grpcapi
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/protobuf/proto"
+)
+
+// requiresLeader reports whether the caller asked, with etcd's "hasleader" metadata,
+// to be refused when the member has no leader.
+func requiresLeader(ctx context.Context) bool {
+	md, ok := metadata.FromIncomingContext(ctx)
+	if !ok {
+		return false
+	}
+	ks := md[rpctypes.MetadataRequireLeaderKey]
+	return len(ks) > 0 && ks[0] == rpctypes.MetadataHasLeader
+}
+
+// requireLeaderUnary answers ErrGRPCNoLeader, as etcd does, to a request that requires
+// a leader when there is none.
+func requireLeaderUnary(lr LeaderReporter) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		if requiresLeader(ctx) && lr.Leader() == 0 {
+			return nil, rpctypes.ErrGRPCNoLeader
+		}
+		return handler(ctx, req)
+	}
+}
+
+// requireLeaderStream checks at stream start only. etcd also cancels such streams when
+// the leader is lost later; that belongs with Watch, which is not served yet.
+func requireLeaderStream(lr LeaderReporter) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		if requiresLeader(ss.Context()) && lr.Leader() == 0 {
+			return rpctypes.ErrGRPCNoLeader
+		}
+		return handler(srv, ss)
+	}
+}
+
+// slowRequestInterceptor logs at warn level a unary request that took longer than
+// threshold, like etcd's "request stats" warning. Values are redacted.
+func slowRequestInterceptor(lg *zap.Logger, threshold time.Duration) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		start := time.Now()
+		resp, err := handler(ctx, req)
+		if took := time.Since(start); took > threshold {
+			remote := "unknown"
+			if p, ok := peer.FromContext(ctx); ok {
+				remote = p.Addr.String()
+			}
+			var content string
+			switch r := req.(type) {
+			case *pb.PutRequest:
+				content = fmt.Sprint(pb.NewLoggablePutRequest(r))
+			case *pb.TxnRequest:
+				content = pb.NewLoggableTxnRequest(r).String()
+			case *pb.RangeRequest:
+				content = r.String()
+			case *pb.DeleteRangeRequest:
+				content = r.String()
+			}
+			lg.Warn("request stats: slow request",
+				zap.String("method", info.FullMethod), zap.Duration("took", took), zap.String("remote", remote),
+				zap.String("request content", content), zap.Int("request size", protoSize(req)), zap.Error(err))
+		}
+		return resp, err
+	}
+}
+
+func protoSize(m any) int {
+	if pm, ok := m.(proto.Message); ok {
+		return proto.Size(pm)
+	}
+	return -1
+}
+
+// zapLogger adapts a zap logger to the go-grpc-middleware logging interface.
+func zapLogger(lg *zap.Logger) logging.Logger {
+	return logging.LoggerFunc(func(_ context.Context, lvl logging.Level, msg string, fields ...any) {
+		zf := make([]zap.Field, 0, len(fields)/2)
+		for i := 0; i+1 < len(fields); i += 2 {
+			zf = append(zf, zap.Any(fmt.Sprint(fields[i]), fields[i+1]))
+		}
+		var zl zapcore.Level
+		switch lvl {
+		case logging.LevelDebug:
+			zl = zapcore.DebugLevel
+		case logging.LevelInfo:
+			zl = zapcore.InfoLevel
+		case logging.LevelWarn:
+			zl = zapcore.WarnLevel
+		default:
+			zl = zapcore.ErrorLevel
+		}
+		lg.Log(zl, msg, zf...)
+	})
+}
