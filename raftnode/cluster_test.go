@@ -1,6 +1,7 @@
 package raftnode
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -9,8 +10,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
 )
 
 // network gives every member a fixed loopback peer URL that survives its restarts:
@@ -54,23 +57,25 @@ func (nw *network) serve(id uint64, h http.Handler) {
 
 type cluster struct {
 	t       *testing.T
+	dir     string
+	nw      *network
 	cfg     Config
 	members map[uint64]*member
 	up      map[uint64]bool
 }
 
 // newCluster bootstraps a 3-member cluster over loopback HTTP on Pebble.
+// A fourth member (ID 4) has a URL on the network but is not started: see join.
 func newCluster(t *testing.T, cfg Config) *cluster {
 	ids := []uint64{1, 2, 3}
-	nw := newNetwork(t, ids...)
-	c := &cluster{t: t, cfg: cfg, members: map[uint64]*member{}, up: map[uint64]bool{}}
+	nw := newNetwork(t, 1, 2, 3, 4)
+	c := &cluster{t: t, cfg: cfg, members: map[uint64]*member{}, up: map[uint64]bool{}, dir: t.TempDir()}
 	var peers []raft.Peer
 	for _, id := range ids {
 		peers = append(peers, raft.Peer{ID: id})
 	}
-	dir := t.TempDir()
 	for _, id := range ids {
-		m := newMember(t, id, filepath.Join(dir, fmt.Sprint(id)))
+		m := newMember(t, id, filepath.Join(c.dir, fmt.Sprint(id)))
 		m.net = nw
 		c.members[id] = m
 		boot := cfg
@@ -78,6 +83,7 @@ func newCluster(t *testing.T, cfg Config) *cluster {
 		m.start(boot)
 		c.up[id] = true
 	}
+	c.nw = nw
 	t.Cleanup(func() {
 		for id, m := range c.members {
 			if c.up[id] {
@@ -86,6 +92,17 @@ func newCluster(t *testing.T, cfg Config) *cluster {
 		}
 	})
 	return c
+}
+
+// join starts member id with an empty data dir and no bootstrap peers, as a member
+// added to a running cluster starts.
+func (c *cluster) join(id uint64) *member {
+	m := newMember(c.t, id, filepath.Join(c.dir, fmt.Sprint(id)))
+	m.net = c.nw
+	c.members[id] = m
+	m.start(c.cfg)
+	c.up[id] = true
+	return m
 }
 
 func (c *cluster) stop(id uint64) {
@@ -233,5 +250,74 @@ func TestLaggingMemberCatchesUpBySnapshot(t *testing.T) {
 	propose(t, c.leader().n, "p0101")
 	if data := c.converged(101); data != proposals(1, 101) {
 		t.Fatalf("data after catch-up:\n%s", data)
+	}
+}
+
+// ReadIndex on a follower answers with a read point at or after every write that
+// completed before the request.
+func TestReadIndexOnFollower(t *testing.T) {
+	c := newCluster(t, Config{})
+	lead := c.leader()
+	for i := 1; i <= 10; i++ {
+		propose(t, lead.n, fmt.Sprintf("p%04d", i))
+	}
+	c.converged(10)
+	written := lead.appliedIndex()
+	var follower *member
+	for id, m := range c.members {
+		if id != lead.id {
+			follower = m
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := follower.n.ReadIndex(ctx, []byte("read-1")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case rs := <-follower.n.ReadStates():
+		if string(rs.RequestCtx) != "read-1" || rs.Index < written {
+			t.Fatalf("read state %q at %d, want read-1 at >= %d", rs.RequestCtx, rs.Index, written)
+		}
+	case <-ctx.Done():
+		t.Fatal("no read state")
+	}
+}
+
+// A member added by a configuration change joins with an empty data dir, catches up
+// (by snapshot, the log being compacted) and counts in the quorum.
+func TestAddMemberCatchesUp(t *testing.T) {
+	c := newCluster(t, Config{SnapshotCount: 20, SnapshotCatchupEntries: 5})
+	lead := c.leader()
+	for i := 1; i <= 50; i++ {
+		propose(t, lead.n, fmt.Sprintf("p%04d", i))
+	}
+	c.converged(50)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cc := &raftpb.ConfChange{Type: raftpb.ConfChangeAddNode.Enum(), NodeId: new(uint64(4))}
+	if err := lead.n.ProposeConfChange(ctx, cc); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, func() string { return "member 4 not in the configuration" }, func() bool {
+		return len(lead.n.Status().Config.Voters.IDs()) == 4
+	})
+	joined := c.join(4)
+	c.converged(50)
+	eventually(t, func() string { return "member 4 caught up without a snapshot" }, func() bool {
+		joined.mu.Lock()
+		defer joined.mu.Unlock()
+		return joined.snaps > 0
+	})
+	// With 4 voters, 3 are a quorum: stop one original member and keep committing.
+	for id := range c.members {
+		if id != lead.id && id != 4 {
+			c.stop(id)
+			break
+		}
+	}
+	propose(t, c.leader().n, "p0051")
+	if data := c.converged(51); data != proposals(1, 51) {
+		t.Fatalf("data:\n%s", data)
 	}
 }
