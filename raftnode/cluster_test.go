@@ -167,25 +167,32 @@ func (c *cluster) describe() string {
 	return b.String()
 }
 
-// Proposals made through any member are applied, once and in the same order, by all.
+// Proposals made through any member are applied, once and in the same order, by all;
+// also when the leader sends while it persists.
 func TestClusterReplicates(t *testing.T) {
-	c := newCluster(t, Config{})
-	c.leader()
-	for i := 1; i <= 60; i++ {
-		propose(t, c.members[uint64(i%3+1)].n, fmt.Sprintf("p%04d", i))
-	}
-	data := c.converged(60)
-	lines := strings.Split(strings.TrimSpace(data), "\n")
-	sort.Strings(lines)
-	if strings.Join(lines, "\n")+"\n" != proposals(1, 60) {
-		t.Fatalf("applied proposals:\n%s", data)
-	}
-	for id, m := range c.members {
-		for idx, times := range m.delivered {
-			if times != 1 {
-				t.Errorf("member %d: entry %d delivered %d times", id, idx, times)
+	for _, parallel := range []bool{false, true} {
+		t.Run(fmt.Sprintf("LeaderSendsBeforePersist=%v", parallel), func(t *testing.T) {
+			c := newCluster(t, Config{LeaderSendsBeforePersist: parallel})
+			c.leader()
+			for i := 1; i <= 60; i++ {
+				propose(t, c.members[uint64(i%3+1)].n, fmt.Sprintf("p%04d", i))
 			}
-		}
+			data := c.converged(60)
+			lines := strings.Split(strings.TrimSpace(data), "\n")
+			sort.Strings(lines)
+			if strings.Join(lines, "\n")+"\n" != proposals(1, 60) {
+				t.Fatalf("applied proposals:\n%s", data)
+			}
+			for id, m := range c.members {
+				m.mu.Lock()
+				for idx, times := range m.delivered {
+					if times != 1 {
+						t.Errorf("member %d: entry %d delivered %d times", id, idx, times)
+					}
+				}
+				m.mu.Unlock()
+			}
+		})
 	}
 }
 

@@ -16,7 +16,11 @@
 //  2. HAND OVER rd.Snapshot and rd.CommittedEntries, in raft's order, as one Apply on
 //     the Apply channel. They are therefore durable in the log BEFORE the server sees
 //     them. The channel is buffered; the loop blocks only when the server is far behind.
-//  3. SEND rd.Messages through the Transport, only AFTER step 1. A follower or
+//  3. SEND rd.Messages through the Transport, only AFTER step 1. The one exception
+//     (Config.LeaderSendsBeforePersist, Raft thesis 10.2.1, as etcd does): a leader
+//     whose Ready does not change the persisted term or vote sends BEFORE step 1, so
+//     its disk write overlaps the followers'; raft counts the leader's own entries
+//     only once they are persisted, so a quorum still means durable copies. A follower or
 //     candidate whose Ready committed a configuration change first WAITS until the
 //     server has reported (Applied) that entry applied, so it never counts votes or
 //     acks under a stale configuration. MsgSnap is handed to the transport like any
@@ -90,6 +94,9 @@ type Config struct {
 	MaxInflightMsgs        int           // default 512
 	// MaxUncommittedEntriesSize bounds the leader's uncommitted tail; default 1 GiB.
 	MaxUncommittedEntriesSize uint64
+	// LeaderSendsBeforePersist lets the leader send its messages while it persists
+	// the same Ready (see the loop's rule 3).
+	LeaderSendsBeforePersist bool
 }
 
 func (c *Config) setDefaults() {
@@ -280,6 +287,13 @@ func (n *Node) handleReady(rd raft.Ready) error {
 		}
 	}
 
+	// 0. A leader whose term and vote are already durable may send first (rule 3).
+	sent := false
+	if n.isLeader.Load() && len(rd.Messages) > 0 && n.cfg.LeaderSendsBeforePersist && !n.hardStateChanges(rd.HardState) {
+		n.cfg.Transport.Send(rd.Messages)
+		sent = true
+	}
+
 	// 1. Persist.
 	if err := n.st.Append(rd.HardState, rd.Entries, rd.Snapshot); err != nil {
 		return fmt.Errorf("raftnode: persisting ready: %w", err)
@@ -331,13 +345,23 @@ func (n *Node) handleReady(rd raft.Ready) error {
 			}
 		}
 	}
-	if len(rd.Messages) > 0 {
+	if len(rd.Messages) > 0 && !sent {
 		n.cfg.Transport.Send(rd.Messages)
 	}
 
 	// 4. Advance.
 	n.rn.Advance()
 	return nil
+}
+
+// hardStateChanges tells whether hs changes the persisted term or vote (a commit
+// index alone needs no durability before sending).
+func (n *Node) hardStateChanges(hs *raftpb.HardState) bool {
+	if raft.IsEmptyHardState(hs) {
+		return false
+	}
+	cur := n.st.HardState()
+	return hs.GetTerm() != cur.GetTerm() || hs.GetVote() != cur.GetVote()
 }
 
 // reapplyConfChange gives raft a configuration change the state machine applied
