@@ -39,7 +39,7 @@ const NumKeys = 10
 
 // MaxLeases is how many leases can be live at once in the model. The traffic
 // keeps fewer alive; a grant beyond this is reported as a model failure.
-const MaxLeases = 8
+const MaxLeases = 12
 
 // KeyPrefix is the prefix of every key the traffic touches.
 const KeyPrefix = "/robustness/"
