@@ -18,3 +18,6 @@ var (
 	ErrUnhealthy                  = errors.New("etcdserver: unhealthy cluster")
 	ErrCorrupt                    = errors.New("etcdserver: corrupt cluster")
 )
+
+// ErrCanceled is returned when the client cancelled a request while it was in flight.
+var ErrCanceled = errors.New("etcdserver: request cancelled")

@@ -1,0 +1,316 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/raft/v3"
+	"go.uber.org/zap"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/h2c"
+	"google.golang.org/grpc"
+
+	"github.com/metastore/metastore/apply"
+	"github.com/metastore/metastore/config"
+	"github.com/metastore/metastore/grpcapi"
+	"github.com/metastore/metastore/membership"
+	"github.com/metastore/metastore/mvcc"
+	"github.com/metastore/metastore/raftlog"
+	"github.com/metastore/metastore/raftnode"
+	"github.com/metastore/metastore/server"
+	"github.com/metastore/metastore/snap"
+	"github.com/metastore/metastore/storage"
+	"github.com/metastore/metastore/storage/pebble"
+	"github.com/metastore/metastore/transport"
+)
+
+// member is one running MetaStore member: every part and its listeners.
+type member struct {
+	lg        *zap.Logger
+	eng       storage.Engine
+	store     *mvcc.Store
+	node      *raftnode.Node
+	tr        *transport.Transport
+	srv       *server.Server
+	grpc      *grpc.Server
+	listeners []net.Listener
+	peerHTTP  []*http.Server
+	wg        sync.WaitGroup
+}
+
+func (m *member) done() <-chan struct{} { return m.srv.Done() }
+
+// startMember opens (or bootstraps) the member's data dir and starts serving.
+func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
+	if err := config.CheckDataDir(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, err
+	}
+	m := &member{lg: lg}
+	defer func() {
+		if err != nil {
+			m.close(context.Background())
+		}
+	}()
+	eng, err := pebble.Open(filepath.Join(cfg.DataDir, "db"), pebble.Options{WALDir: cfg.WALDir, Logger: lg})
+	if err != nil {
+		return nil, fmt.Errorf("open storage: %w", err)
+	}
+	m.eng = eng
+	snapDir := filepath.Join(cfg.DataDir, "snap")
+	if err := os.MkdirAll(snapDir, 0o700); err != nil {
+		return nil, err
+	}
+	if err := snap.ResumeInstall(eng, snapDir); err != nil {
+		return nil, fmt.Errorf("resume snapshot install: %w", err)
+	}
+	cl, selfID, fresh, err := loadOrBootstrapCluster(cfg, eng, lg)
+	if err != nil {
+		return nil, err
+	}
+	if m.store, err = mvcc.Open(eng); err != nil {
+		return nil, err
+	}
+	app, err := apply.New(eng, m.store, lg)
+	if err != nil {
+		return nil, err
+	}
+	rlog, err := raftlog.Open(eng, raftlog.Options{Logger: lg, SnapDir: snapDir})
+	if err != nil {
+		return nil, err
+	}
+	self := cl.Member(selfID)
+	lg.Info("starting member",
+		zap.String("name", cfg.Name), zap.String("member-id", membership.IDString(selfID)),
+		zap.String("cluster-id", membership.IDString(cl.ID)), zap.Bool("new-cluster", fresh),
+		zap.String("data-dir", cfg.DataDir), zap.String("storage-engine", eng.Name()))
+
+	m.tr = transport.New(transport.Config{
+		ID: selfID, ClusterID: cl.ID, Logger: lg, Engine: eng, SnapDir: snapDir,
+	})
+	for _, p := range cl.Members {
+		if p.ID != selfID {
+			m.tr.AddPeer(p.ID, p.PeerURLs)
+		}
+	}
+	var peers []raft.Peer
+	if fresh && cfg.InitialClusterState == config.ClusterStateNew {
+		for _, p := range cl.Members {
+			peers = append(peers, raft.Peer{ID: p.ID})
+		}
+	}
+	m.node, err = raftnode.Start(raftnode.Config{
+		ID:                     selfID,
+		Peers:                  peers,
+		Storage:                rlog,
+		Transport:              m.tr,
+		Logger:                 lg,
+		TickInterval:           cfg.HeartbeatInterval,
+		ElectionTicks:          cfg.ElectionTicks(),
+		HeartbeatTicks:         1,
+		SnapshotCount:          cfg.SnapshotCount,
+		SnapshotCatchupEntries: cfg.SnapshotCatchUpEntries,
+	})
+	if err != nil {
+		return nil, err
+	}
+	m.tr.SetRaft(m.node)
+
+	m.srv = server.New(server.Config{
+		Logger:            lg,
+		MemberID:          selfID,
+		ClusterID:         cl.ID,
+		Engine:            eng,
+		Store:             m.store,
+		Applier:           app,
+		Node:              m.node,
+		Members:           func() []*pb.Member { return membersWithSelf(cl, selfID, cfg) },
+		MaxRequestBytes:   cfg.MaxRequestBytes,
+		QuotaBackendBytes: cfg.QuotaBytes(),
+		ElectionTimeout:   cfg.ElectionTimeout,
+		IsLearner:         self != nil && self.IsLearner,
+	})
+
+	// Peer listeners first, so the other members can reach us while we start.
+	for _, u := range cfg.ListenPeerURLs {
+		l, err := listen(u)
+		if err != nil {
+			return nil, fmt.Errorf("listen on peer URL %s: %w", u.String(), err)
+		}
+		m.listeners = append(m.listeners, l)
+		hs := &http.Server{Handler: h2c.NewHandler(m.tr.Handler(), &http2.Server{}), ReadHeaderTimeout: 10 * time.Second}
+		m.peerHTTP = append(m.peerHTTP, hs)
+		m.wg.Add(1)
+		go func() { defer m.wg.Done(); _ = hs.Serve(l) }()
+		lg.Info("serving peer traffic", zap.String("address", l.Addr().String()))
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.grpc = grpcapi.NewServer(m.srv, grpcapi.Options{
+		Logger:          lg,
+		MaxRequestBytes: cfg.MaxRequestBytes,
+		MaxTxnOps:       cfg.MaxTxnOps,
+		Registry:        reg,
+	})
+	mux := grpcapi.NewHTTPMux(m.srv, reg, lg)
+	var clientLs []net.Listener
+	for _, u := range cfg.ListenClientURLs {
+		l, err := listen(u)
+		if err != nil {
+			return nil, fmt.Errorf("listen on client URL %s: %w", u.String(), err)
+		}
+		m.listeners = append(m.listeners, l)
+		clientLs = append(clientLs, l)
+	}
+	for _, l := range clientLs {
+		m.wg.Add(1)
+		go func() { defer m.wg.Done(); _ = grpcapi.ServeClient(l, m.grpc, mux) }()
+	}
+
+	go func() {
+		if err := m.srv.WaitReady(context.Background()); err != nil {
+			return
+		}
+		for _, l := range clientLs {
+			lg.Info("serving client traffic insecurely; this is strongly discouraged!",
+				zap.String("traffic", "grpc+http"), zap.String("address", l.Addr().String()))
+		}
+		lg.Info("ready to serve client requests")
+	}()
+	return m, nil
+}
+
+// close stops serving and closes storage, in the reverse order of start.
+func (m *member) close(ctx context.Context) {
+	if m.grpc != nil {
+		stopped := make(chan struct{})
+		go func() { m.grpc.GracefulStop(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-ctx.Done():
+			m.grpc.Stop()
+		}
+	}
+	if m.srv != nil {
+		m.srv.Stop()
+	} else if m.node != nil {
+		m.node.Stop()
+	}
+	for _, hs := range m.peerHTTP {
+		_ = hs.Close()
+	}
+	for _, l := range m.listeners {
+		_ = l.Close()
+	}
+	if m.tr != nil {
+		m.tr.Stop()
+	}
+	m.wg.Wait()
+	if m.store != nil {
+		_ = m.store.Close()
+	}
+	if m.eng != nil {
+		if err := m.eng.Close(); err != nil {
+			m.lg.Warn("closing storage", zap.Error(err))
+		}
+	}
+}
+
+// listen opens a listener for an http://host:port or unix://path URL.
+func listen(u url.URL) (net.Listener, error) {
+	switch u.Scheme {
+	case "unix", "unixs":
+		path := u.Host + u.Path
+		_ = os.Remove(path)
+		return net.Listen("unix", path)
+	default:
+		return net.Listen("tcp", u.Host)
+	}
+}
+
+// loadOrBootstrapCluster returns the cluster and this member's ID: from the data dir
+// when it has been initialised (the --initial-cluster* flags are then ignored, as in
+// etcd), else from the flags, persisting them.
+func loadOrBootstrapCluster(cfg *config.Config, eng storage.Engine, lg *zap.Logger) (*membership.Cluster, uint64, bool, error) {
+	idb, err := eng.Get(storage.LocalMemberID)
+	switch {
+	case err == nil:
+		id, err := storage.Uint64(idb)
+		if err != nil {
+			return nil, 0, false, err
+		}
+		mb, err := eng.Get(storage.MetaMembers)
+		if err != nil {
+			return nil, 0, false, fmt.Errorf("read members: %w", err)
+		}
+		cl, err := membership.Unmarshal(mb)
+		if err != nil {
+			return nil, 0, false, err
+		}
+		lg.Info("restarting member from its data dir; --initial-cluster flags are ignored")
+		return cl, id, false, nil
+	case !errors.Is(err, storage.ErrNotFound):
+		return nil, 0, false, err
+	}
+	ic, err := membership.ParseInitialCluster(cfg.InitialCluster)
+	if err != nil {
+		return nil, 0, false, err
+	}
+	if err := membership.VerifyBootstrap(cfg.Name, config.URLStrings(cfg.AdvertisePeerURLs), ic); err != nil {
+		return nil, 0, false, err
+	}
+	cl, err := membership.NewCluster(cfg.InitialClusterToken, ic)
+	if err != nil {
+		return nil, 0, false, err
+	}
+	self := cl.MemberByName(cfg.Name)
+	if self == nil {
+		return nil, 0, false, fmt.Errorf("couldn't find local name %q in the initial cluster configuration", cfg.Name)
+	}
+	mb, err := membership.Marshal(cl)
+	if err != nil {
+		return nil, 0, false, err
+	}
+	b := eng.NewBatch()
+	defer b.Close()
+	if err := b.Set(storage.MetaMembers, mb); err != nil {
+		return nil, 0, false, err
+	}
+	if err := b.Set(storage.MetaClusterID, storage.PutUint64(cl.ID)); err != nil {
+		return nil, 0, false, err
+	}
+	if err := b.Set(storage.LocalMemberID, storage.PutUint64(self.ID)); err != nil {
+		return nil, 0, false, err
+	}
+	if err := b.Commit(true); err != nil {
+		return nil, 0, false, err
+	}
+	return cl, self.ID, true, nil
+}
+
+// membersWithSelf lists the members; this member's client URLs are always its own
+// current ones. Every member bootstraps the same member list (so the replicated state
+// is identical); other members' client URLs are not known until they publish them.
+func membersWithSelf(cl *membership.Cluster, self uint64, cfg *config.Config) []*pb.Member {
+	out := cl.PB()
+	for _, m := range out {
+		if m.GetID() == self {
+			m.ClientURLs = config.URLStrings(cfg.AdvertiseClientURLs)
+		}
+	}
+	return out
+}

@@ -1,0 +1,111 @@
+package server
+
+import (
+	"context"
+	"errors"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+
+	"github.com/metastore/metastore/apply"
+)
+
+// ErrUnimplemented answers requests for features that do not exist yet.
+var ErrUnimplemented = errors.New("etcdserver: not implemented")
+
+// Header returns what every response header carries.
+func (s *Server) Header() *pb.ResponseHeader {
+	return &pb.ResponseHeader{
+		ClusterId: s.cfg.ClusterID,
+		MemberId:  s.cfg.MemberID,
+		RaftTerm:  s.node.Term(),
+		Revision:  s.store.Rev(),
+	}
+}
+
+// MemberID and ClusterID identify this member as etcd derives them.
+func (s *Server) MemberID() uint64  { return s.cfg.MemberID }
+func (s *Server) ClusterID() uint64 { return s.cfg.ClusterID }
+
+// Leader is the current leader's ID, or 0.
+func (s *Server) Leader() uint64 { return s.node.Leader() }
+
+// Status reports this member's state for Maintenance.Status.
+func (s *Server) Status(ctx context.Context) (*pb.StatusResponse, error) {
+	resp := &pb.StatusResponse{
+		Version:          Version,
+		StorageVersion:   ClusterVersion,
+		DbSize:           int64(s.cfg.Engine.DiskSize()),
+		DbSizeInUse:      int64(s.cfg.Engine.LiveSize()),
+		DbSizeQuota:      s.cfg.QuotaBackendBytes,
+		Leader:           s.node.Leader(),
+		RaftIndex:        s.node.CommittedIndex(),
+		RaftTerm:         s.node.Term(),
+		RaftAppliedIndex: s.applied.appliedIndex(),
+		IsLearner:        s.cfg.IsLearner,
+	}
+	resp.DowngradeInfo = &pb.DowngradeInfo{}
+	if resp.Leader == 0 {
+		resp.Errors = append(resp.Errors, ErrNoLeader.Error())
+	}
+	for _, a := range s.app.Alarms() {
+		resp.Errors = append(resp.Errors, a.String())
+	}
+	return resp, nil
+}
+
+// MemberList lists the cluster's members; linearizable waits for a ReadIndex round.
+func (s *Server) MemberList(ctx context.Context, linearizable bool) ([]*pb.Member, error) {
+	if linearizable {
+		if err := s.linearizableReadNotify(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if s.cfg.Members == nil {
+		return nil, nil
+	}
+	return s.cfg.Members(), nil
+}
+
+// Alarm activates, deactivates or lists alarms through raft.
+func (s *Server) Alarm(ctx context.Context, r *pb.AlarmRequest) (*pb.AlarmResponse, error) {
+	resp, err := s.proposeFor(ctx, &pb.InternalRaftRequest{Alarm: r})
+	if err != nil {
+		return nil, err
+	}
+	return asResp[*pb.AlarmResponse](resp)
+}
+
+// HashKV is not implemented yet.
+func (s *Server) HashKV(ctx context.Context, rev int64) (*pb.HashKVResponse, error) {
+	return nil, ErrUnimplemented
+}
+
+// checkQuota refuses a write of about cost bytes once the engine is past the quota,
+// and raises the NOSPACE alarm through raft the first time, as etcd does.
+func (s *Server) checkQuota(ctx context.Context, cost int) error {
+	for _, a := range s.app.Alarms() {
+		if a.GetAlarm() == pb.AlarmType_NOSPACE {
+			return apply.ErrNoSpace
+		}
+	}
+	q := s.cfg.QuotaBackendBytes
+	if q <= 0 || int64(s.cfg.Engine.DiskSize())+int64(cost) <= q {
+		return nil
+	}
+	s.nospaceOnce.Lock()
+	defer s.nospaceOnce.Unlock()
+	for _, a := range s.app.Alarms() {
+		if a.GetAlarm() == pb.AlarmType_NOSPACE {
+			return apply.ErrNoSpace
+		}
+	}
+	_, err := s.Alarm(ctx, &pb.AlarmRequest{
+		Action:   pb.AlarmRequest_ACTIVATE,
+		MemberID: s.cfg.MemberID,
+		Alarm:    pb.AlarmType_NOSPACE,
+	})
+	if err != nil {
+		s.lg.Warn("failed to raise the NOSPACE alarm")
+	}
+	return apply.ErrNoSpace
+}
