@@ -252,3 +252,23 @@ func TestSnapshotFailureReported(t *testing.T) {
 		t.Fatalf("status %v, receiver got %d messages", a.raft.snapStatus, len(b.raft.msgs))
 	}
 }
+
+// Until SetRaft connects the node, a member refuses messages (the sender sees it
+// unreachable); afterwards they are delivered.
+func TestSetRaftLater(t *testing.T) {
+	a := newNode(t, 1, 7, nil)
+	fr := newFakeRaft()
+	tr := New(Config{ID: 2, ClusterID: 7, Logger: zaptest.NewLogger(t)})
+	srv := httptest.NewServer(tr.Handler())
+	t.Cleanup(func() {
+		tr.Stop()
+		srv.Close()
+	})
+	a.tr.AddPeer(2, []string{srv.URL})
+	a.tr.Send([]*raftpb.Message{msg(raftpb.MsgHeartbeat, 1, 2, 0)})
+	a.raft.waitUntil(t, "unreachable report", func(f *fakeRaft) bool { return f.unreachable[2] > 0 })
+
+	tr.SetRaft(fr)
+	a.tr.Send([]*raftpb.Message{msg(raftpb.MsgHeartbeat, 1, 2, 0)})
+	fr.waitUntil(t, "delivery after SetRaft", func(f *fakeRaft) bool { return len(f.msgs) == 1 })
+}
