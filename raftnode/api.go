@@ -51,6 +51,7 @@ func (n *Node) Applied(index uint64) {
 
 // ApplyConfChange applies a committed configuration change to raft and returns the
 // resulting configuration, which the state machine must store (storage.MetaConfState).
+// It returns nil if the node stopped meanwhile: do not commit the entry then.
 func (n *Node) ApplyConfChange(cc raftpb.ConfChangeI) *raftpb.ConfState {
 	return n.rn.ApplyConfChange(cc)
 }
