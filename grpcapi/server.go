@@ -152,8 +152,10 @@ func (o Options) withDefaults() Options {
 //
 // Interceptors, outermost first: prometheus metrics, slow-request warning (unary),
 // debug logging of every call (installed only when the logger is enabled at debug
-// level), require-leader check (when b is a LeaderReporter), panic recovery. A panic in a handler is logged
-// with its stack, counted, and answered as codes.Internal; the server keeps running.
+// level), require-leader check (when b is a LeaderReporter), panic recovery. A panic in
+// a handler is logged with its value and stack, counted in
+// grpc_req_panics_recovered_total, and answered as codes.Internal (without the panic
+// value); the server keeps running.
 func NewServer(b Backend, opts Options) *grpc.Server {
 	opts = opts.withDefaults()
 	lg := opts.Logger
@@ -168,7 +170,7 @@ func NewServer(b Backend, opts Options) *grpc.Server {
 		method, _ := grpc.Method(ctx)
 		lg.Error("panic in gRPC handler, recovered",
 			zap.String("method", method), zap.Any("panic", p), zap.ByteString("stack", debug.Stack()))
-		return status.Errorf(codes.Internal, "metastore: internal error in %s: %v", method, p)
+		return status.Errorf(codes.Internal, "metastore: internal error in %s", method)
 	})
 
 	unary := []grpc.UnaryServerInterceptor{metrics.UnaryServerInterceptor(), slowRequestInterceptor(lg, opts.WarningUnaryRequestDuration)}
