@@ -55,6 +55,11 @@ type Config struct {
 	// ElectionTimeout and TickInterval give the request timeout: 5s + 2 election timeouts.
 	ElectionTimeout time.Duration
 	IsLearner       bool
+	// AutoCompactionMode is "periodic" or "revision"; with AutoCompactionPeriod or
+	// AutoCompactionRevisions zero there is no auto compaction.
+	AutoCompactionMode      string
+	AutoCompactionPeriod    time.Duration
+	AutoCompactionRevisions int64
 }
 
 // Server serves the etcd API on top of a raftnode and the state machine.
@@ -102,10 +107,11 @@ func New(cfg Config) *Server {
 		stopping:     make(chan struct{}),
 		done:         make(chan struct{}),
 	}
-	s.wg.Add(3)
+	s.wg.Add(4)
 	go s.applyLoop()
 	go s.linearizableReadLoop()
 	go s.watchLeader()
+	go s.runAutoCompaction(cfg.AutoCompactionMode, cfg.AutoCompactionPeriod, cfg.AutoCompactionRevisions)
 	return s
 }
 

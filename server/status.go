@@ -29,6 +29,9 @@ func (s *Server) ClusterID() uint64 { return s.cfg.ClusterID }
 // Leader is the current leader's ID, or 0.
 func (s *Server) Leader() uint64 { return s.node.Leader() }
 
+// Alarms lists the active alarms as this member has applied them (no Raft round).
+func (s *Server) Alarms() []*pb.AlarmMember { return s.app.Alarms() }
+
 // Status reports this member's state for Maintenance.Status.
 func (s *Server) Status(ctx context.Context) (*pb.StatusResponse, error) {
 	resp := &pb.StatusResponse{

@@ -142,6 +142,10 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 		QuotaBackendBytes: cfg.QuotaBytes(),
 		ElectionTimeout:   cfg.ElectionTimeout,
 		IsLearner:         self != nil && self.IsLearner,
+
+		AutoCompactionMode:      cfg.AutoCompactionMode,
+		AutoCompactionPeriod:    cfg.AutoCompactionPeriod,
+		AutoCompactionRevisions: cfg.AutoCompactionRevisions,
 	})
 
 	// Peer listeners first, so the other members can reach us while we start.

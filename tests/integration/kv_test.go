@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -374,4 +375,29 @@ func keysOf(kvs []*mvccpb.KeyValue) string {
 		s += string(kv.Key)
 	}
 	return s
+}
+
+// TestAutoCompactionPeriodic: with a 2s periodic retention the leader compacts on its
+// own, so old revisions become unreadable without anyone calling Compact.
+func TestAutoCompactionPeriodic(t *testing.T) {
+	forEachBinary(t, func(t *testing.T, b binary) {
+		c := newCluster(t, b, 1, "--auto-compaction-mode", "periodic", "--auto-compaction-retention", "2s")
+		cli := c.client()
+		mustPut(t, cli, "ac", "1") // rev 2
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			mustPut(t, cli, "ac", "x")
+			_, err := cli.Get(ctxT(t), "ac", clientv3.WithRev(2))
+			if errors.Is(err, rpctypes.ErrCompacted) {
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("revision 2 still readable 20s later: no auto compaction")
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	})
 }
