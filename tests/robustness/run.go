@@ -188,6 +188,7 @@ func finalChecks(ctx context.Context, c *Cluster, h *History, tr *Traffic, tc Tr
 	hashes := map[string]hashAt{}
 	for _, m := range c.Members {
 		var rev int64
+		deadline := time.Now().Add(20 * time.Second)
 		for time.Now().Before(deadline) {
 			op := Op{Client: clientID, Input: model.Input{Type: model.Range}, Serializable: true, Call: h.Now()}
 			rctx, cancel := context.WithTimeout(ctx, RequestTimeout)

@@ -333,7 +333,11 @@ func (t *Traffic) watches(ctx context.Context, id int, cli *clientv3.Client) {
 		t.h.AddWatch(w)
 		wctx, cancel := context.WithTimeout(ctx, time.Second+rand.N(2*time.Second))
 		t.record(cli.Watch(wctx, model.KeyPrefix, clientv3.WithPrefix(), clientv3.WithPrevKV(), clientv3.WithRev(start)), w, nil)
+		early := wctx.Err() == nil // the stream failed before its time: do not spin
 		cancel()
+		if early {
+			sleep(ctx, 200*time.Millisecond)
+		}
 	}
 }
 
