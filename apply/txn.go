@@ -38,10 +38,12 @@ func planTxn(v mvcc.ReadView, r *pb.TxnRequest) (*txnPlan, error) {
 	}
 	p.nested = make([]*txnPlan, len(p.ops))
 	for i, op := range p.ops {
-		if op.GetRequestTxn() == nil {
+		tv, ok := op.GetRequest().(*pb.RequestOp_RequestTxn)
+		if !ok {
 			continue
 		}
-		if p.nested[i], err = planTxn(v, op.GetRequestTxn()); err != nil {
+		// A nil nested request plans as an empty transaction.
+		if p.nested[i], err = planTxn(v, tv.RequestTxn); err != nil {
 			return nil, err
 		}
 	}
@@ -149,7 +151,7 @@ func (w *txnWrites) deletes(k []byte) bool {
 // checkTxn returns the first error an op on the plan's path would fail with.
 func (a *Applier) checkTxn(v mvcc.ReadView, p *txnPlan, w *txnWrites) error {
 	for i, op := range p.ops {
-		switch tv := op.Request.(type) {
+		switch tv := op.GetRequest().(type) {
 		case *pb.RequestOp_RequestRange:
 			if err := a.checkRangeRev(v, tv.RequestRange); err != nil {
 				return err
@@ -187,7 +189,7 @@ func execTxn(t *mvcc.TxnWrite, p *txnPlan) (*pb.TxnResponse, error) {
 	}
 	for i, op := range p.ops {
 		ro := &pb.ResponseOp{}
-		switch tv := op.Request.(type) {
+		switch tv := op.GetRequest().(type) {
 		case *pb.RequestOp_RequestRange:
 			r, err := Range(t, orEmpty(tv.RequestRange))
 			if err != nil {
