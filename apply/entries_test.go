@@ -200,7 +200,23 @@ func TestDeterminism(t *testing.T) {
 		}
 	}
 	apply(a, func() int { return 1 })
-	apply(b, func() int { return 1 + rng.IntN(40) })
+	// b applies in batches of random sizes, restarting now and then, while another
+	// goroutine reads its alarms and applied index.
+	stopReader := readConcurrently(b.app)
+	restarts := 0
+	apply(b, func() int {
+		if rng.IntN(10) == 0 {
+			stopReader()
+			b.reopen()
+			restarts++
+			stopReader = readConcurrently(b.app)
+		}
+		return 1 + rng.IntN(40)
+	})
+	stopReader()
+	if restarts == 0 {
+		t.Fatal("no restart happened")
+	}
 	// The background compactor deletes old versions at its own pace: compare once it is done.
 	for _, h := range []*harness{a, b} {
 		if err := h.store.WaitCompacted(context.Background(), h.store.CompactRev()); err != nil {
@@ -222,6 +238,25 @@ func TestDeterminism(t *testing.T) {
 	if a.store.Rev() < 50 {
 		t.Fatalf("only %d revisions: the random requests write too little", a.store.Rev())
 	}
+}
+
+// readConcurrently calls the Applier's concurrent-safe getters in a loop until the
+// returned function is called.
+func readConcurrently(app *Applier) (stop func()) {
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-quit:
+				return
+			default:
+				_ = app.Alarms()
+				_ = app.AppliedIndex()
+			}
+		}
+	}()
+	return func() { close(quit); <-done }
 }
 
 // randomRequests returns n requests over a small key space: puts, deletes, txns with
