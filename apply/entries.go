@@ -6,6 +6,7 @@ import (
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/raft/v3/raftpb"
+	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/metastore/metastore/mvcc"
@@ -61,6 +62,7 @@ func (a *Applier) applyEntries(ents []*raftpb.Entry) ([]Applied, error) {
 		if len(e.Data) > 0 {
 			var r pb.InternalRaftRequest
 			if err := proto.Unmarshal(e.Data, &r); err != nil {
+				a.lg.Warn("skipping malformed raft entry", zap.Uint64("index", idx), zap.Error(err))
 				ap.Result = &Result{Err: fmt.Errorf("%w: %v", ErrMalformedEntry, err)}
 			} else {
 				ap.ID = requestID(&r)
