@@ -1,6 +1,7 @@
 // Command compare runs the side-by-side benchmark of MetaStore against etcd: on loopback with
 // fresh data dirs it starts each system with the same member flags (one member, then three),
-// runs every metastore-bench workload on both in turn (A B A B ..., --rounds rounds), measures
+// both at once in each of --rounds rounds, runs every metastore-bench workload on both in turn
+// (A B, then B A for the next workload, and so on), measures
 // RSS and disk usage after loading --keys keys, restart time to the first successful read and
 // the p99 of a 10,000-key prefix list, and prints one table with each figure for both systems
 // and the ratio B/A with its spread. Without a MetaStore binary both A and B are etcd, which
@@ -124,22 +125,21 @@ func run(ctx context.Context, o options) error {
 	started := time.Now()
 	for _, n := range o.members {
 		for r := range o.rounds {
-			for _, sys := range []system{a, b} {
-				dir := filepath.Join(o.workdir, fmt.Sprintf("%dm-r%d-%s", n, r+1, strings.NewReplacer(" ", "", "(", "", ")", "").Replace(sys.label)))
-				fmt.Fprintf(os.Stderr, "== %d member(s), round %d/%d, %s (%s)\n", n, r+1, o.rounds, sys.label, dir)
-				figs, err := session(ctx, o, sys, n, dir)
-				if err != nil {
-					return fmt.Errorf("%s, %d member(s), round %d: %w", sys.label, n, r+1, err)
-				}
-				res.add(n, sys.label, figs)
-				if !o.keep {
-					_ = os.RemoveAll(dir)
-				}
+			dir := filepath.Join(o.workdir, fmt.Sprintf("%dm-r%d", n, r+1))
+			fmt.Fprintf(os.Stderr, "== %d member(s), round %d/%d (%s)\n", n, r+1, o.rounds, dir)
+			fa, fb, err := round(ctx, o, a, b, n, r, dir)
+			if err != nil {
+				return fmt.Errorf("%d member(s), round %d: %w", n, r+1, err)
+			}
+			res.add(n, a.label, fa)
+			res.add(n, b.label, fb)
+			if !o.keep {
+				_ = os.RemoveAll(dir)
 			}
 		}
 	}
 	header := fmt.Sprintf("Run %s (%.0f min). A = %s: %s. B = %s: %s.\n"+
-		"Settings: %d round(s) A B A B..., %d requests per workload, %d clients over %d connections, "+
+		"Settings: %d round(s), both clusters up in each, workloads alternating A B / B A, %d requests per workload, %d clients over %d connections, "+
 		"%d keys loaded for RSS/disk/restart, %d-key list prefix. Client and servers share this machine.\n",
 		started.UTC().Format("2006-01-02 15:04 MST"), time.Since(started).Minutes(),
 		a.label, version(a.bin), b.label, version(b.bin),

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -134,95 +135,134 @@ func find(out benchOutput, series string) (benchSummary, bool) {
 	return benchSummary{}, false
 }
 
-// session starts a fresh n-member cluster of sys in dir, runs the workloads and the
-// large-data measurements, stops it, and returns every figure.
-func session(ctx context.Context, o options, sys system, n int, dir string) ([]figure, error) {
-	c, err := newCluster(sys, dir, n)
-	if err != nil {
-		return nil, err
-	}
-	defer c.stop()
-	if err := c.start(); err != nil {
-		return nil, err
-	}
-	if _, err := c.waitReady(ctx, time.Now(), 60*time.Second); err != nil {
-		return nil, err
-	}
-	if err := putKey(ctx, c, rangeKey, strings.Repeat("v", 256)); err != nil {
-		return nil, err
-	}
-	var figs []figure
-	add := func(metric string, v float64) { figs = append(figs, figure{metric, v}) }
-	for _, name := range o.workloads {
-		w := findWorkload(name)
-		out, err := bench(ctx, o, c, w.args(o)...)
-		if err != nil {
-			return nil, err
-		}
-		for _, series := range w.series {
-			s, ok := find(out, series)
-			if !ok {
-				return nil, fmt.Errorf("%s: no series %s in output", w.name, series)
-			}
-			label := w.name
-			if series != w.name && len(w.series) > 1 || w.name == "k8s" {
-				label = w.name + " " + strings.TrimPrefix(series, w.name+"-")
-			}
-			if !w.paced {
-				add(label+" | ops/s", s.Throughput)
-			}
-			add(label+" | p50 ms", s.P50)
-			add(label+" | p99 ms", s.P99)
-		}
-	}
+// side is one system's cluster within a round, and the figures measured on it.
+type side struct {
+	sys  system
+	c    *cluster
+	figs []figure
+}
 
-	// Large data: the list prefix, then --keys keys in all; RSS and disk usage after loading.
-	if _, err := bench(ctx, o, c, "load", "--prefix", "/compare/list10k/", "--keys", itoa(o.listKeys), "--val-size", "256"); err != nil {
-		return nil, err
+func (s *side) add(metric string, v float64) { s.figs = append(s.figs, figure{metric, v}) }
+
+// round starts fresh n-member clusters of both systems under dir, runs every workload on each
+// in turn (A B for even steps, B A for odd ones, so neither always goes first and both see the
+// same moments of a shared machine), then the large-data measurements likewise, stops both,
+// and returns the figures of A and of B.
+func round(ctx context.Context, o options, a, b system, n, r int, dir string) (figsA, figsB []figure, err error) {
+	sides := []*side{{sys: a}, {sys: b}}
+	for i, sd := range sides {
+		c, err := newCluster(sd.sys, filepath.Join(dir, fmt.Sprintf("%c", 'A'+i)), n)
+		if err != nil {
+			return nil, nil, err
+		}
+		sd.c = c
+		defer c.stop()
+		if err := c.start(); err != nil {
+			return nil, nil, err
+		}
 	}
-	rest := o.keys - o.listKeys
-	if rest > 0 {
+	for _, sd := range sides {
+		if _, err := sd.c.waitReady(ctx, time.Now(), 60*time.Second); err != nil {
+			return nil, nil, err
+		}
+		if err := putKey(ctx, sd.c, rangeKey, strings.Repeat("v", 256)); err != nil {
+			return nil, nil, err
+		}
+	}
+	order := func(step int) []*side {
+		if (r+step)%2 == 0 {
+			return sides
+		}
+		return []*side{sides[1], sides[0]}
+	}
+	for step, name := range o.workloads {
+		for _, sd := range order(step) {
+			if err := runWorkload(ctx, o, sd, findWorkload(name)); err != nil {
+				return nil, nil, fmt.Errorf("%s: %w", sd.sys.label, err)
+			}
+		}
+	}
+	for _, sd := range order(len(o.workloads)) {
+		if err := largeData(ctx, o, sd); err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", sd.sys.label, err)
+		}
+		sd.c.stop() // free its memory and cores before the other side's large-data phase
+	}
+	return sides[0].figs, sides[1].figs, nil
+}
+
+func runWorkload(ctx context.Context, o options, sd *side, w *workload) error {
+	out, err := bench(ctx, o, sd.c, w.args(o)...)
+	if err != nil {
+		return err
+	}
+	for _, series := range w.series {
+		s, ok := find(out, series)
+		if !ok {
+			return fmt.Errorf("%s: no series %s in output", w.name, series)
+		}
+		label := w.name
+		if series != w.name && len(w.series) > 1 || w.name == "k8s" {
+			label = w.name + " " + strings.TrimPrefix(series, w.name+"-")
+		}
+		if !w.paced {
+			sd.add(label+" | ops/s", s.Throughput)
+		}
+		sd.add(label+" | p50 ms", s.P50)
+		sd.add(label+" | p99 ms", s.P99)
+	}
+	return nil
+}
+
+// largeData loads the list prefix and then --keys keys in all; measures RSS and disk usage,
+// the list p50/p99, and the restart time to the first successful read.
+func largeData(ctx context.Context, o options, sd *side) error {
+	c := sd.c
+	if _, err := bench(ctx, o, c, "load", "--prefix", "/compare/list10k/", "--keys", itoa(o.listKeys), "--val-size", "256"); err != nil {
+		return err
+	}
+	if rest := o.keys - o.listKeys; rest > 0 {
 		out, err := bench(ctx, o, c, "load", "--prefix", "/compare/load/", "--keys", itoa(rest), "--val-size", "256")
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if s, ok := find(out, "load"); ok && s.Duration > 0 {
-			add(fmt.Sprintf("load %d keys | keys/s", rest), float64(rest)/s.Duration)
+			sd.add(fmt.Sprintf("load %d keys | keys/s", rest), float64(rest)/s.Duration)
 		}
 	}
 	rss, err := c.rssBytes()
 	if err != nil {
-		return nil, err
+		return err
 	}
-	add(fmt.Sprintf("RSS after %d keys (per member) | MiB", o.keys), rss/(1<<20))
+	sd.add(fmt.Sprintf("RSS after %d keys (per member) | MiB", o.keys), rss/(1<<20))
 	disk, err := c.diskBytes()
 	if err != nil {
-		return nil, err
+		return err
 	}
-	add(fmt.Sprintf("disk after %d keys (per member) | MiB", o.keys), disk/(1<<20))
+	sd.add(fmt.Sprintf("disk after %d keys (per member) | MiB", o.keys), disk/(1<<20))
 	// One client: the latency of a list on its own, not queued behind other lists.
 	out, err := bench(ctx, o, c, "list", "--prefix", "/compare/list10k/", "--keys", itoa(o.listKeys), "--skip-load",
 		"--total", itoa(max(10, o.total/40)), "--clients", "1", "--conns", "1")
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if s, ok := find(out, "list"); ok {
-		add(fmt.Sprintf("list %d keys of %d | p50 ms", o.listKeys, o.keys), s.P50)
-		add(fmt.Sprintf("list %d keys of %d | p99 ms", o.listKeys, o.keys), s.P99)
+		sd.add(fmt.Sprintf("list %d keys of %d | p50 ms", o.listKeys, o.keys), s.P50)
+		sd.add(fmt.Sprintf("list %d keys of %d | p99 ms", o.listKeys, o.keys), s.P99)
 	}
 
 	// Restart: stop every member, start them again, time to the first successful read.
 	c.stop()
 	t0 := time.Now()
 	if err := c.start(); err != nil {
-		return nil, err
+		return err
 	}
 	d, err := c.waitReady(ctx, t0, 5*time.Minute)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	add(fmt.Sprintf("restart with %d keys to first read | s", o.keys), d.Seconds())
-	return figs, nil
+	sd.add(fmt.Sprintf("restart with %d keys to first read | s", o.keys), d.Seconds())
+	return nil
 }
 
 func putKey(ctx context.Context, c *cluster, key, val string) error {
