@@ -183,7 +183,8 @@ func TestRobustness(t *testing.T) {
 	}
 	sort.Strings(keys)
 	var b strings.Builder
-	fmt.Fprintf(&b, "robustness summary (%s): %d/%d runs passed\n", filepath.Base(rc.Bin), passed, total)
+	fmt.Fprintf(&b, "robustness summary (%s, leases=%v watch=%v compact=%v membership=%v hashkv=%v): %d/%d runs passed\n",
+		rc.Bin, *flagLeases, *flagWatch, *flagCompact, *flagMembership, *flagHashKV, passed, total)
 	for _, k := range keys {
 		fmt.Fprintf(&b, "  %-28s %d/%d passed\n", k, tallies[k].passed, tallies[k].runs)
 	}
