@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -82,6 +83,8 @@ type Server struct {
 	leaderElected   time.Time
 
 	nospaceOnce sync.Mutex
+	size        atomic.Int64 // cached engine disk size, see diskSize
+	sizeAt      atomic.Int64 // unix nanoseconds of the cached size
 	stopping    chan struct{}
 	done        chan struct{}
 	wg          sync.WaitGroup

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 
@@ -92,7 +93,7 @@ func (s *Server) checkQuota(ctx context.Context, cost int) error {
 		}
 	}
 	q := s.cfg.QuotaBackendBytes
-	if q <= 0 || int64(s.cfg.Engine.DiskSize())+int64(cost) <= q {
+	if q <= 0 || s.diskSize()+int64(cost) <= q {
 		return nil
 	}
 	s.nospaceOnce.Lock()
@@ -111,4 +112,20 @@ func (s *Server) checkQuota(ctx context.Context, cost int) error {
 		s.lg.Warn("failed to raise the NOSPACE alarm")
 	}
 	return apply.ErrNoSpace
+}
+
+// diskSizeTTL bounds how stale the size used by the quota check may be: asking the
+// engine on every write is costly (Pebble's Metrics), and the quota is a soft limit.
+const diskSizeTTL = 100 * time.Millisecond
+
+// diskSize is the engine's disk size, refreshed at most every diskSizeTTL.
+func (s *Server) diskSize() int64 {
+	now := time.Now().UnixNano()
+	if now-s.sizeAt.Load() < int64(diskSizeTTL) {
+		return s.size.Load()
+	}
+	size := int64(s.cfg.Engine.DiskSize())
+	s.size.Store(size)
+	s.sizeAt.Store(now)
+	return size
 }
