@@ -154,7 +154,9 @@ func (a *Applier) applyRequest(p *pending, r *pb.InternalRaftRequest) (*Result, 
 		return a.compact(p, r.Compaction)
 	case r.Alarm != nil:
 		return a.alarm(p.b, r.Alarm)
-	case r.ClusterVersionSet != nil, r.ClusterMemberAttrSet != nil, r.DowngradeInfoSet != nil,
+	case r.ClusterMemberAttrSet != nil:
+		return a.setMemberAttributes(p.b, r.ClusterMemberAttrSet)
+	case r.ClusterVersionSet != nil, r.DowngradeInfoSet != nil,
 		r.DowngradeVersionTest != nil:
 		// etcd applies these to its membership store; MetaStore has no cluster
 		// versions yet. Like etcd, they answer nothing.

@@ -47,8 +47,6 @@ type Config struct {
 	Store     *mvcc.Store
 	Applier   *apply.Applier
 	Node      *raftnode.Node
-	// Members returns the cluster's members for MemberList.
-	Members func() []*pb.Member
 	// MaxRequestBytes bounds a proposal's encoded size (etcd --max-request-bytes).
 	MaxRequestBytes uint
 	// QuotaBackendBytes raises the NOSPACE alarm once the engine is larger (0: no quota).

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/membershippb"
+	"go.uber.org/zap"
 
 	"github.com/metastore/metastore/apply"
 )
@@ -64,10 +66,35 @@ func (s *Server) MemberList(ctx context.Context, linearizable bool) ([]*pb.Membe
 			return nil, err
 		}
 	}
-	if s.cfg.Members == nil {
-		return nil, nil
+	cl, err := s.app.Members()
+	if err != nil {
+		return nil, err
 	}
-	return s.cfg.Members(), nil
+	return cl.PB(), nil
+}
+
+// Publish records this member's name and client URLs in the replicated member list,
+// through Raft, as etcd does once a member starts; it retries until it succeeds or ctx
+// ends.
+func (s *Server) Publish(ctx context.Context, name string, clientURLs []string) error {
+	req := &pb.InternalRaftRequest{ClusterMemberAttrSet: &membershippb.ClusterMemberAttrSetRequest{
+		Member_ID:        s.cfg.MemberID,
+		MemberAttributes: &membershippb.Attributes{Name: name, ClientUrls: clientURLs},
+	}}
+	for {
+		_, err := s.proposeFor(ctx, req)
+		if err == nil {
+			return nil
+		}
+		s.lg.Warn("failed to publish local member to cluster through raft", zap.Error(err))
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.stopping:
+			return ErrStopped
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }
 
 // Alarm activates, deactivates or lists alarms through raft.

@@ -14,7 +14,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/raft/v3"
 	"go.uber.org/zap"
 	"golang.org/x/net/http2"
@@ -137,7 +136,6 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 		Store:             m.store,
 		Applier:           app,
 		Node:              m.node,
-		Members:           func() []*pb.Member { return membersWithSelf(cl, selfID, cfg) },
 		MaxRequestBytes:   cfg.MaxRequestBytes,
 		QuotaBackendBytes: cfg.QuotaBytes(),
 		ElectionTimeout:   cfg.ElectionTimeout,
@@ -189,6 +187,11 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 		if err := m.srv.WaitReady(context.Background()); err != nil {
 			return
 		}
+		pctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if err := m.srv.Publish(pctx, cfg.Name, config.URLStrings(cfg.AdvertiseClientURLs)); err == nil {
+			lg.Info("published local member to cluster through raft", zap.String("local-member-id", membership.IDString(selfID)))
+		}
+		cancel()
 		for _, l := range clientLs {
 			lg.Info("serving client traffic insecurely; this is strongly discouraged!",
 				zap.String("traffic", "grpc+http"), zap.String("address", l.Addr().String()))
@@ -304,17 +307,4 @@ func loadOrBootstrapCluster(cfg *config.Config, eng storage.Engine, lg *zap.Logg
 		return nil, 0, false, err
 	}
 	return cl, self.ID, true, nil
-}
-
-// membersWithSelf lists the members; this member's client URLs are always its own
-// current ones. Every member bootstraps the same member list (so the replicated state
-// is identical); other members' client URLs are not known until they publish them.
-func membersWithSelf(cl *membership.Cluster, self uint64, cfg *config.Config) []*pb.Member {
-	out := cl.PB()
-	for _, m := range out {
-		if m.GetID() == self {
-			m.ClientURLs = config.URLStrings(cfg.AdvertiseClientURLs)
-		}
-	}
-	return out
 }
