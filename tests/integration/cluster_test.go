@@ -89,6 +89,18 @@ func TestClusterReplication(t *testing.T) {
 	if err != nil || len(ml.Members) != 3 {
 		t.Fatalf("member list: %+v %v", ml, err)
 	}
+	byName := map[string]string{}
+	for _, m := range ml.Members {
+		if len(m.ClientURLs) != 1 || len(m.PeerURLs) != 1 {
+			t.Fatalf("member %s: client URLs %v, peer URLs %v", m.Name, m.ClientURLs, m.PeerURLs)
+		}
+		byName[m.Name] = m.ClientURLs[0]
+	}
+	for _, m := range c.members {
+		if byName[m.name] != m.clientURL {
+			t.Fatalf("member %s lists client URL %q, want %q", m.name, byName[m.name], m.clientURL)
+		}
+	}
 }
 
 // TestLeaderKill kills the leader with SIGKILL: a new leader takes over, writes go on,
