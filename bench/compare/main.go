@@ -127,12 +127,17 @@ func run(ctx context.Context, o options) error {
 		for r := range o.rounds {
 			dir := filepath.Join(o.workdir, fmt.Sprintf("%dm-r%d", n, r+1))
 			fmt.Fprintf(os.Stderr, "== %d member(s), round %d/%d (%s)\n", n, r+1, o.rounds, dir)
-			fa, fb, err := round(ctx, o, a, b, n, r, dir)
+			sa, sb, err := round(ctx, o, a, b, n, r, dir)
 			if err != nil {
 				return fmt.Errorf("%d member(s), round %d: %w", n, r+1, err)
 			}
-			res.add(n, a.label, fa)
-			res.add(n, b.label, fb)
+			for _, sd := range []*side{sa, sb} {
+				res.add(n, sd.sys.label, r, sd.figs)
+				for _, f := range sd.fails {
+					fmt.Fprintln(os.Stderr, "   not measured:", f)
+					res.fail(f)
+				}
+			}
 			if !o.keep {
 				_ = os.RemoveAll(dir)
 			}

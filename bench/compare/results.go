@@ -12,28 +12,51 @@ type rowKey struct {
 	metric  string
 }
 
-// results holds every per-round figure of both systems.
+// results holds every per-round figure of both systems, and what failed.
 type results struct {
-	a, b  string
-	order []rowKey
-	vals  map[rowKey]map[string][]float64 // system label -> one value per round
+	a, b     string
+	order    []rowKey
+	vals     map[rowKey]map[string]map[int]float64 // system label -> round -> value
+	failures []string
 }
 
 func newResults(a, b string) *results {
-	return &results{a: a, b: b, vals: map[rowKey]map[string][]float64{}}
+	return &results{a: a, b: b, vals: map[rowKey]map[string]map[int]float64{}}
 }
 
-func (r *results) add(members int, sys string, figs []figure) {
+// add records the figures that system sys produced in round rnd of the n-member runs.
+func (r *results) add(members int, sys string, rnd int, figs []figure) {
 	for _, f := range figs {
 		k := rowKey{members, f.Metric}
 		m, ok := r.vals[k]
 		if !ok {
-			m = map[string][]float64{}
+			m = map[string]map[int]float64{}
 			r.vals[k] = m
 			r.order = append(r.order, k)
 		}
-		m[sys] = append(m[sys], f.Value)
+		if m[sys] == nil {
+			m[sys] = map[int]float64{}
+		}
+		m[sys][rnd] = f.Value
 	}
+}
+
+// fail records a measurement that could not be taken, once per distinct message.
+func (r *results) fail(msg string) {
+	for _, f := range r.failures {
+		if f == msg {
+			return
+		}
+	}
+	r.failures = append(r.failures, msg)
+}
+
+func values(m map[int]float64) []float64 {
+	out := make([]float64, 0, len(m))
+	for _, rnd := range sortedRounds(m) {
+		out = append(out, m[rnd])
+	}
+	return out
 }
 
 func median(v []float64) float64 {
@@ -83,15 +106,24 @@ func cell(v []float64) string {
 	return fmt.Sprintf("%s (%s–%s)", num(median(v)), num(lo), num(hi))
 }
 
-// ratios pairs the rounds of A and B (round i of A ran just before round i of B).
-func ratios(a, b []float64) []float64 {
+// ratios pairs the rounds of A and B (both ran in the same round) that have both figures.
+func ratios(a, b map[int]float64) []float64 {
 	var out []float64
-	for i := range min(len(a), len(b)) {
-		if a[i] != 0 {
-			out = append(out, b[i]/a[i])
+	for _, rnd := range sortedRounds(a) {
+		if vb, ok := b[rnd]; ok && a[rnd] != 0 {
+			out = append(out, vb/a[rnd])
 		}
 	}
 	return out
+}
+
+func sortedRounds(m map[int]float64) []int {
+	var rounds []int
+	for rnd := range m {
+		rounds = append(rounds, rnd)
+	}
+	sort.Ints(rounds)
+	return rounds
 }
 
 func ratioCell(r []float64) string {
@@ -119,19 +151,25 @@ func (r *results) table() string {
 		}
 		what, unit, _ := strings.Cut(k.metric, " | ")
 		va, vb := r.vals[k][r.a], r.vals[k][r.b]
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", what, unit, cell(va), cell(vb), ratioCell(ratios(va, vb)))
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", what, unit, cell(values(va)), cell(values(vb)), ratioCell(ratios(va, vb)))
 	}
 	b.WriteString("\nCells: median over rounds (min–max). Ratio: median of per-round B/A (min–max); " +
 		"for ops/s and keys/s above 1 favours B, for ms, MiB and s below 1 favours B.\n")
+	if len(r.failures) > 0 {
+		b.WriteString("\nNot measured (n/a above):\n\n")
+		for _, f := range r.failures {
+			fmt.Fprintf(&b, "- %s\n", f)
+		}
+	}
 	return b.String()
 }
 
 // raw is every per-round value, for --raw.
 func (r *results) raw() any {
 	type row struct {
-		Members int                  `json:"members"`
-		Metric  string               `json:"metric"`
-		Values  map[string][]float64 `json:"values"`
+		Members int                        `json:"members"`
+		Metric  string                     `json:"metric"`
+		Values  map[string]map[int]float64 `json:"values_by_round"`
 	}
 	var out []row
 	for _, k := range r.order {

@@ -7,12 +7,17 @@ import (
 
 func TestTablePairsRoundsAndReportsSpread(t *testing.T) {
 	r := newResults("etcd", "metastore")
-	for _, v := range []struct{ a, b float64 }{{100, 110}, {200, 180}, {150, 150}} {
-		r.add(1, "etcd", []figure{{"put | ops/s", v.a}})
-		r.add(1, "metastore", []figure{{"put | ops/s", v.b}})
+	for i, v := range []struct{ a, b float64 }{{100, 110}, {200, 180}, {150, 150}} {
+		r.add(1, "etcd", i, []figure{{"put | ops/s", v.a}})
+		r.add(1, "metastore", i, []figure{{"put | ops/s", v.b}})
 	}
-	r.add(3, "etcd", []figure{{"put | ops/s", 50}})
-	r.add(3, "metastore", []figure{{"put | ops/s", 25}})
+	r.add(3, "etcd", 0, []figure{{"put | ops/s", 50}})
+	r.add(3, "metastore", 0, []figure{{"put | ops/s", 25}})
+	// B failed watch in round 0: its later rounds pair with A's same rounds only.
+	r.add(3, "etcd", 0, []figure{{"watch | ops/s", 10}})
+	r.add(3, "etcd", 1, []figure{{"watch | ops/s", 20}})
+	r.add(3, "metastore", 1, []figure{{"watch | ops/s", 30}})
+	r.fail("metastore: watch: Unimplemented")
 	got := r.table()
 	for _, want := range []string{
 		"#### 1 member\n",
@@ -20,6 +25,8 @@ func TestTablePairsRoundsAndReportsSpread(t *testing.T) {
 		"| put | ops/s | 150.0 (100.0–200.0) | 150.0 (110.0–180.0) | 1.00 (0.90–1.10) |",
 		"#### 3 members\n",
 		"| put | ops/s | 50.00 | 25.00 | 0.50 (0.50–0.50) |",
+		"| watch | ops/s | 15.00 (10.00–20.00) | 30.00 | 1.50 (1.50–1.50) |",
+		"- metastore: watch: Unimplemented",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("table lacks %q:\n%s", want, got)

@@ -137,9 +137,22 @@ func find(out benchOutput, series string) (benchSummary, bool) {
 
 // side is one system's cluster within a round, and the figures measured on it.
 type side struct {
-	sys  system
-	c    *cluster
-	figs []figure
+	sys   system
+	c     *cluster
+	figs  []figure
+	fails []string
+}
+
+// failed notes a measurement that could not be taken; the round goes on without it.
+func (s *side) failed(n int, what string, err error) {
+	msg := err.Error()
+	if i := strings.IndexByte(msg, '\n'); i >= 0 {
+		msg = msg[:i]
+	}
+	if len(msg) > 300 {
+		msg = msg[:300] + "..."
+	}
+	s.fails = append(s.fails, fmt.Sprintf("%s, %d member(s), %s: %s", s.sys.label, n, what, msg))
 }
 
 func (s *side) add(metric string, v float64) { s.figs = append(s.figs, figure{metric, v}) }
@@ -148,7 +161,7 @@ func (s *side) add(metric string, v float64) { s.figs = append(s.figs, figure{me
 // in turn (A B for even steps, B A for odd ones, so neither always goes first and both see the
 // same moments of a shared machine), then the large-data measurements likewise, stops both,
 // and returns the figures of A and of B.
-func round(ctx context.Context, o options, a, b system, n, r int, dir string) (figsA, figsB []figure, err error) {
+func round(ctx context.Context, o options, a, b system, n, r int, dir string) (sideA, sideB *side, err error) {
 	sides := []*side{{sys: a}, {sys: b}}
 	for i, sd := range sides {
 		c, err := newCluster(sd.sys, filepath.Join(dir, fmt.Sprintf("%c", 'A'+i)), n)
@@ -161,34 +174,38 @@ func round(ctx context.Context, o options, a, b system, n, r int, dir string) (f
 			return nil, nil, err
 		}
 	}
+	var up []*side // the sides whose cluster serves; a side that does not is reported, not fatal
 	for _, sd := range sides {
 		if _, err := sd.c.waitReady(ctx, time.Now(), 60*time.Second); err != nil {
-			return nil, nil, err
+			sd.failed(n, "start", err)
+			continue
 		}
 		if err := putKey(ctx, sd.c, rangeKey, strings.Repeat("v", 256)); err != nil {
-			return nil, nil, err
+			sd.failed(n, "start", err)
+			continue
 		}
+		up = append(up, sd)
 	}
 	order := func(step int) []*side {
-		if (r+step)%2 == 0 {
-			return sides
+		if (r+step)%2 == 0 || len(up) < 2 {
+			return up
 		}
-		return []*side{sides[1], sides[0]}
+		return []*side{up[1], up[0]}
 	}
 	for step, name := range o.workloads {
 		for _, sd := range order(step) {
 			if err := runWorkload(ctx, o, sd, findWorkload(name)); err != nil {
-				return nil, nil, fmt.Errorf("%s: %w", sd.sys.label, err)
+				sd.failed(n, name, err)
 			}
 		}
 	}
 	for _, sd := range order(len(o.workloads)) {
 		if err := largeData(ctx, o, sd); err != nil {
-			return nil, nil, fmt.Errorf("%s: %w", sd.sys.label, err)
+			sd.failed(n, "large-data phase", err)
 		}
 		sd.c.stop() // free its memory and cores before the other side's large-data phase
 	}
-	return sides[0].figs, sides[1].figs, nil
+	return sides[0], sides[1], nil
 }
 
 func runWorkload(ctx context.Context, o options, sd *side, w *workload) error {
