@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -52,13 +53,19 @@ type Cluster struct {
 	Net     *Network
 }
 
+// freePort picks a free port below the kernel's ephemeral range (32768 and
+// up on Linux), so the many outgoing client connections of a run cannot take
+// it between the check and the member's bind.
 func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+	for attempt := 0; attempt < 100; attempt++ {
+		port := 15000 + rand.IntN(17000)
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			ln.Close()
+			return port, nil
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	return 0, errors.New("no free port")
 }
 
 // StartCluster starts every member and waits until the cluster serves
@@ -71,6 +78,7 @@ func StartCluster(ctx context.Context, cfg ClusterConfig) (*Cluster, error) {
 		for j := range ports {
 			p, err := freePort()
 			if err != nil {
+				c.Close()
 				return nil, fmt.Errorf("%w: %v", ErrCluster, err)
 			}
 			ports[j] = p
@@ -84,6 +92,7 @@ func StartCluster(ctx context.Context, cfg ClusterConfig) (*Cluster, error) {
 			LogPath:   filepath.Join(cfg.Dir, fmt.Sprintf("m%d.log", i)),
 		}
 		if err := c.Net.Listen(i, m.ProxyAddr, m.PeerAddr); err != nil {
+			c.Close()
 			return nil, err
 		}
 		c.Members = append(c.Members, m)

@@ -10,14 +10,15 @@ import (
 )
 
 // Op is one recorded client request: times are nanoseconds since the run
-// started. A failed read is not recorded; a write that failed ambiguously has
-// Output.Unknown set.
+// started. A failed read or a write that failed ambiguously has Output.Unknown
+// set; a failed read and a lease grant with unknown ID are not checked.
 type Op struct {
 	Client       int
 	Call, Return int64
 	Input        model.Input
 	Output       model.Output
-	Serializable bool // a serializable read: not linearizable, checked by revision
+	Serializable bool   // a serializable read: not linearizable, checked by revision
+	Error        string // the client's error, if any (a failed read has Output.Unknown set)
 }
 
 // Event is one watch event as received.

@@ -64,9 +64,21 @@ func Run(ctx context.Context, rc RunConfig, sc Scenario) (*Report, error) {
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
-	c, err := StartCluster(ctx, ClusterConfig{Bin: rc.Bin, Size: sc.Size, Dir: dir, ExtraFlags: rc.ExtraFlags})
-	if err != nil {
-		return nil, fmt.Errorf("%w (artifacts in %s)", err, dir)
+	var c *Cluster
+	var err error
+	for attempt := 0; ; attempt++ {
+		// A port taken by another process between the check and the bind
+		// fails the start: start again in a clean folder with other ports.
+		c, err = StartCluster(ctx, ClusterConfig{Bin: rc.Bin, Size: sc.Size, Dir: dir, ExtraFlags: rc.ExtraFlags})
+		if err == nil {
+			break
+		}
+		if attempt == 2 {
+			return nil, fmt.Errorf("%w (artifacts in %s)", err, dir)
+		}
+		logf("%s: cluster start failed, retrying: %v", sc.Name, err)
+		os.RemoveAll(dir)
+		os.MkdirAll(dir, 0o755)
 	}
 	defer c.Close()
 	tc := sc.Traffic

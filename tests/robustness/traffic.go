@@ -181,8 +181,11 @@ func (t *Traffic) client(ctx context.Context, id int, cli *clientv3.Client) {
 		cancel()
 		op.Return = t.h.Now()
 		if err != nil {
+			op.Error = err.Error()
 			if !in.Type.IsWrite() || in.Type == model.LeaseGrant {
-				continue // nothing changed that the model could know of
+				op.Output = model.Output{Unknown: true}
+				t.h.Add(op) // recorded, not checked: nothing changed that the model could know of
+				continue
 			}
 			if isLeaseNotFound(err) {
 				out = model.Output{Err: model.ErrLeaseNotFound}

@@ -252,6 +252,9 @@ func Validate(ops []Op, watches []*WatchRecord, ref *WatchRecord, compactedRev i
 	resolved, dropped, ambiguous := 0, 0, 0
 	for _, op := range ops {
 		in, out := op.Input, op.Output
+		if out.Unknown && (!in.Type.IsWrite() || in.Type == model.LeaseGrant) {
+			continue // a failed read, or a grant whose lease ID is unknown
+		}
 		if in.Type == model.Put || in.Type == model.Txn {
 			issued[in.Value] = true
 		}
