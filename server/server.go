@@ -202,6 +202,16 @@ func (s *Server) applyAll(ap raftnode.Apply) error {
 		}
 		ents = ents[1:]
 	}
+	// raftnode needs Applied after every Apply, even one whose entries were all
+	// skipped as already applied: a follower may be waiting on a conf change.
+	if n := len(ap.Entries); n > 0 {
+		last := ap.Entries[n-1].GetIndex()
+		if ai := s.app.AppliedIndex(); ai < last {
+			last = ai
+		}
+		s.node.Applied(last)
+		s.applied.trigger(last)
+	}
 	return nil
 }
 
