@@ -29,8 +29,8 @@ import (
 var ErrUsage = errors.New("bench: usage")
 
 // Plan is a parsed command line: which workload to run, with which settings. Options holds the
-// workload's own option struct (workload.PutOptions, workload.RangeOptions, ...; int for
-// txn-put's ops per transaction; nil for lease-keepalive).
+// workload's own option struct (workload.PutOptions, workload.RangeOptions, ...; nil for
+// lease-keepalive).
 type Plan struct {
 	Workload string
 	Config   workload.Config
@@ -201,7 +201,7 @@ func Execute(ctx context.Context, p Plan) (report.Output, error) {
 		return workload.List(ctx, e, opts)
 	case workload.K8sOptions:
 		return workload.K8s(ctx, e, opts)
-	case int:
+	case workload.TxnPutOptions:
 		return workload.TxnPut(ctx, e, opts)
 	case workload.WatchOptions:
 		if p.Workload == "watch-latency" {

@@ -94,6 +94,18 @@ func TestRangeFlags(t *testing.T) {
 	}
 }
 
+func TestTxnFlags(t *testing.T) {
+	p, _, err := parse(t, "txn-put", "--txn-ops", "3", "--key-space-size", "10")
+	if err != nil || p.Options != (workload.TxnPutOptions{OpsPerTxn: 3}) {
+		t.Errorf("txn-put: %#v %v", p.Options, err)
+	}
+	p, _, err = parse(t, "txn-mixed", "--rw-ratio", "4", "--limit", "50", "--end-key", "z", "--consistency", "s")
+	want := workload.TxnMixedOptions{ReadWriteRatio: 4, Limit: 50, EndKey: "z", Serializable: true}
+	if err != nil || p.Options != want {
+		t.Errorf("txn-mixed: %#v %v, want %#v", p.Options, err, want)
+	}
+}
+
 func TestBadCommandLines(t *testing.T) {
 	for _, args := range [][]string{
 		{"range"},

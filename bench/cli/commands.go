@@ -131,7 +131,7 @@ func txnPutCommand(g *globals, o Options) *cobra.Command {
 			return fmt.Errorf("%w: expected --txn-ops between 1 and --key-space-size (%d), got %d",
 				ErrUsage, cfg.KeySpaceSize, ops)
 		}
-		return run(cmd, o, g, Plan{Workload: "txn-put", Config: cfg, Options: ops})
+		return run(cmd, o, g, Plan{Workload: "txn-put", Config: cfg, Options: workload.TxnPutOptions{OpsPerTxn: ops}})
 	}
 	return cmd
 }

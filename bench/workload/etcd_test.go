@@ -130,7 +130,7 @@ func TestWorkloadsAgainstEtcd(t *testing.T) {
 
 	want(must(workload.Put(ctx, e, workload.PutOptions{})), "put", 200)
 	want(must(workload.Range(ctx, e, workload.RangeOptions{Key: "\x00", Prefix: true, Serializable: true})), "range", 200)
-	want(must(workload.TxnPut(ctx, e, 3)), "txn-put", 200)
+	want(must(workload.TxnPut(ctx, e, workload.TxnPutOptions{OpsPerTxn: 3})), "txn-put", 200)
 	m := must(workload.TxnMixed(ctx, e, workload.TxnMixedOptions{ReadWriteRatio: 1, Limit: 10}))
 	if r, w := m["txn-mixed-read"].Requests, m["txn-mixed-write"].Requests; r+w != 200 || r == 0 || w == 0 {
 		t.Errorf("txn-mixed: %d reads + %d writes, want 200 with both kinds", r, w)

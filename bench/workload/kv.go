@@ -125,8 +125,14 @@ func Range(ctx context.Context, e *Env, o RangeOptions) (report.Output, error) {
 	return report.Output{Workload: "range", Settings: s, Results: summaries(recs)}, nil
 }
 
+// TxnPutOptions are the txn-put workload's own settings.
+type TxnPutOptions struct {
+	OpsPerTxn int // puts per transaction
+}
+
 // TxnPut commits cfg.Total transactions of OpsPerTxn puts each, over sequential keys.
-func TxnPut(ctx context.Context, e *Env, opsPerTxn int) (report.Output, error) {
+func TxnPut(ctx context.Context, e *Env, o TxnPutOptions) (report.Output, error) {
+	opsPerTxn := o.OpsPerTxn
 	if opsPerTxn < 1 || opsPerTxn > e.Cfg.KeySpaceSize {
 		return report.Output{}, fmt.Errorf("%w: expected --txn-ops between 1 and --key-space-size (%d), got %d",
 			ErrBadConfig, e.Cfg.KeySpaceSize, opsPerTxn)

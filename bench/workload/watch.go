@@ -106,7 +106,8 @@ func runWatch(ctx context.Context, e *Env, o WatchOptions, keys []string, name s
 	watchers := make([]clientv3.Watcher, o.Streams)
 	bar := e.Cfg.progress(nWatch)
 	var wg sync.WaitGroup
-	var openErr atomic.Value
+	var openMu sync.Mutex
+	var openErr error // the first failure to open a watch
 	for s := range o.Streams {
 		watchers[s] = clientv3.NewWatcher(e.Client(s))
 		wg.Go(func() {
@@ -127,7 +128,11 @@ func runWatch(ctx context.Context, e *Env, o WatchOptions, keys []string, name s
 				}
 				_ = createRec.Record(st, time.Now(), err)
 				if err != nil {
-					openErr.CompareAndSwap(nil, err)
+					openMu.Lock()
+					if openErr == nil {
+						openErr = err
+					}
+					openMu.Unlock()
 				}
 				watches[i] = opened{ch: ch, key: key}
 				bar.Increment()
@@ -141,8 +146,8 @@ func runWatch(ctx context.Context, e *Env, o WatchOptions, keys []string, name s
 			_ = w.Close()
 		}
 	}()
-	if err, ok := openErr.Load().(error); ok {
-		return report.Output{}, fmt.Errorf("workload: opening watches: %w", err)
+	if openErr != nil {
+		return report.Output{}, fmt.Errorf("workload: opening watches: %w", openErr)
 	}
 
 	// Phase 2: receive events while putting.
