@@ -122,9 +122,9 @@ func (c *cluster) start() error {
 	return nil
 }
 
-// waitReady polls a linearizable read through every endpoint until one succeeds, and returns
-// the time since since.
-func (c *cluster) waitReady(ctx context.Context, since time.Time, timeout time.Duration) (time.Duration, error) {
+// waitReady polls a linearizable read of key through every endpoint until one succeeds (and,
+// if mustExist, finds the key), and returns the time since since.
+func (c *cluster) waitReady(ctx context.Context, since time.Time, timeout time.Duration, key string, mustExist bool) (time.Duration, error) {
 	cli, err := clientv3.New(clientv3.Config{Endpoints: c.endpoints(), DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
 	if err != nil {
 		return 0, err
@@ -133,10 +133,14 @@ func (c *cluster) waitReady(ctx context.Context, since time.Time, timeout time.D
 	deadline := time.Now().Add(timeout)
 	for {
 		rctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
-		_, err := cli.Get(rctx, "compare-ready-probe")
+		resp, err := cli.Get(rctx, key)
 		cancel()
-		if err == nil {
+		if err == nil && (!mustExist || len(resp.Kvs) == 1) {
 			return time.Since(since), nil
+		}
+		if err == nil {
+			// Served, but without the data: a restart that lost it is a failure, not a start-up.
+			return 0, fmt.Errorf("%w: %q missing after restart (see %s)", ErrNotReady, key, c.members[0].logPath)
 		}
 		for _, m := range c.members {
 			if m.cmd != nil && m.cmd.ProcessState != nil {

@@ -176,7 +176,7 @@ func round(ctx context.Context, o options, a, b system, n, r int, dir string) (s
 	}
 	var up []*side // the sides whose cluster serves; a side that does not is reported, not fatal
 	for _, sd := range sides {
-		if _, err := sd.c.waitReady(ctx, time.Now(), 60*time.Second); err != nil {
+		if _, err := sd.c.waitReady(ctx, time.Now(), 60*time.Second, "compare-ready-probe", false); err != nil {
 			sd.failed(n, "start", err)
 			continue
 		}
@@ -268,13 +268,14 @@ func largeData(ctx context.Context, o options, sd *side) error {
 		sd.add(fmt.Sprintf("list %d keys of %d | p99 ms", o.listKeys, o.keys), s.P99)
 	}
 
-	// Restart: stop every member, start them again, time to the first successful read.
+	// Restart: stop every member, start them again, time to the first successful read of a
+	// key loaded above.
 	c.stop()
 	t0 := time.Now()
 	if err := c.start(); err != nil {
 		return err
 	}
-	d, err := c.waitReady(ctx, t0, 5*time.Minute)
+	d, err := c.waitReady(ctx, t0, 5*time.Minute, fmt.Sprintf("/compare/list10k/%010d", o.listKeys-1), true)
 	if err != nil {
 		return err
 	}
