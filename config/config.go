@@ -81,8 +81,6 @@ var (
 	// ErrConflictBootstrapFlags is etcd's ErrConflictBootstrapFlags.
 	ErrConflictBootstrapFlags = errors.New("multiple discovery or bootstrap flags are set. " +
 		"Choose one of \"initial-cluster\", \"discovery-endpoints\" or \"discovery-srv\"")
-	// ErrTLSNotImplemented is ours: https:// and unixs:// URLs need TLS, which metastore does not serve yet.
-	ErrTLSNotImplemented = errors.New("config: TLS (https://, unixs:// URLs) is not implemented by metastore yet")
 	// ErrEtcdDataDir is returned by CheckDataDir for a directory written by etcd (bbolt + WAL).
 	ErrEtcdDataDir = errors.New("config: data directory holds an etcd (bbolt) data layout")
 )
@@ -145,6 +143,17 @@ type Config struct {
 	LogFormat  string   // --log-format: json, console
 	LogOutputs []string // --log-outputs: default, stderr, stdout or file paths
 
+	// TLS (see tls.go): the client and peer sides, self-signed certificates
+	// (written under <data-dir>/fixtures/{client,peer}), and the settings both share.
+	ClientTLS              TLSFiles
+	PeerTLS                TLSFiles
+	ClientAutoTLS          bool     // --auto-tls
+	PeerAutoTLS            bool     // --peer-auto-tls
+	SelfSignedCertValidity uint     // --self-signed-cert-validity, years
+	CipherSuites           []string // --cipher-suites, names as crypto/tls spells them, in preference order
+	TLSMinVersion          string   // --tls-min-version: TLS1.2 or TLS1.3
+	TLSMaxVersion          string   // --tls-max-version: "" (Go's default), TLS1.2 or TLS1.3
+
 	ConfigFile    string // --config-file (or ETCD_CONFIG_FILE)
 	PrintVersion  bool   // --version: the caller prints VersionText and exits 0
 	StorageEngine string // --storage-engine (ours): pebble | rocksdb
@@ -181,6 +190,9 @@ func NewConfig() *Config {
 		LogFormat:               DefaultLogFormat,
 		LogOutputs:              []string{DefaultLogOutput},
 		StorageEngine:           DefaultStorageEngine,
+		SelfSignedCertValidity:  DefaultSelfSignedCertValidity,
+		TLSMinVersion:           DefaultTLSMinVersion,
+		TLSMaxVersion:           DefaultTLSMaxVersion,
 		Ignored:                 map[string]string{},
 		ExplicitlySet:           map[string]bool{},
 	}

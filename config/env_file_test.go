@@ -103,7 +103,6 @@ frobnicate: 3
 		t.Errorf("initial-cluster = %q", c.InitialCluster)
 	}
 	want := []string{
-		`config file key "client-transport-security" is not implemented by metastore yet; ignored`,
 		`config file key "enable-pprof" is not implemented by metastore yet; ignored`,
 		`config file key "frobnicate" is unknown to etcd; ignored`,
 		"flags --name are ignored because --config-file " + p + " is given (as in etcd)",
@@ -214,7 +213,7 @@ data-dir:
 initial-cluster:
 discovery-srv:
 discovery-fallback: proxy
-cipher-suites: [A, B]
+cipher-suites: [TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384, TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256]
 `)
 	c, ws, err := Parse([]string{"--config-file", p}, nil)
 	if err != nil {
@@ -225,11 +224,13 @@ cipher-suites: [A, B]
 	if c.InitialCluster != "n1=http://localhost:2380" || c.DataDir != "n1.metastore" {
 		t.Errorf("initial-cluster %q data-dir %q", c.InitialCluster, c.DataDir)
 	}
-	if c.Ignored["cipher-suites"] != "A,B" || c.Ignored["discovery-srv"] != "" {
+	if c.Ignored["discovery-srv"] != "" {
 		t.Errorf("ignored = %v", c.Ignored)
 	}
+	if strings.Join(c.CipherSuites, ",") != "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256" {
+		t.Errorf("cipher-suites = %q (a YAML list, order kept)", c.CipherSuites)
+	}
 	want := []string{
-		`config file key "cipher-suites" is not implemented by metastore yet; ignored`,
 		// etcd reads discovery-fallback from the command line only.
 		`config file key "discovery-fallback" is unknown to etcd; ignored`,
 		`config file key "discovery-srv" is not implemented by metastore yet; ignored`,

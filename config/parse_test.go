@@ -111,10 +111,6 @@ func TestURLFlags(t *testing.T) {
 	if !errors.Is(err, ErrUnsetAdvertiseClientURLs) || ExitCode(err) != 1 {
 		t.Errorf("listen without advertise: %v", err)
 	}
-	_, _, err = Parse([]string{"--listen-client-urls", "https://127.0.0.1:2379", "--advertise-client-urls", "https://127.0.0.1:2379"}, nil)
-	if !errors.Is(err, ErrTLSNotImplemented) {
-		t.Errorf("https: %v", err)
-	}
 }
 
 func TestFlagErrorsMatchEtcd(t *testing.T) {

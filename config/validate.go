@@ -57,7 +57,7 @@ func mustURLs(s string) []url.URL {
 }
 
 // Validate applies etcd's embed.Config.Validate checks that concern the flags metastore
-// implements, in etcd's order and with etcd's messages, and then ours (TLS, storage engine).
+// implements, in etcd's order and with etcd's messages, then ours (storage engine), then etcd's TLS checks (see validateTLS).
 // It also fills AutoCompactionPeriod / AutoCompactionRevisions.
 func (c *Config) Validate() error {
 	if err := c.validateLogging(); err != nil {
@@ -115,26 +115,12 @@ func (c *Config) Validate() error {
 		return err
 	}
 
-	// Ours.
-	switch c.StorageEngine {
+	switch c.StorageEngine { // ours
 	case StorageEnginePebble, StorageEngineRocksDB:
 	default:
 		return fmt.Errorf("unknown --storage-engine %q (supported: %s, %s)", c.StorageEngine, StorageEnginePebble, StorageEngineRocksDB)
 	}
-	for _, l := range []struct {
-		flag string
-		us   []url.URL
-	}{
-		{"--listen-client-urls", c.ListenClientURLs}, {"--advertise-client-urls", c.AdvertiseClientURLs},
-		{"--listen-peer-urls", c.ListenPeerURLs}, {"--initial-advertise-peer-urls", c.AdvertisePeerURLs},
-	} {
-		for _, u := range l.us {
-			if u.Scheme == "https" || u.Scheme == "unixs" {
-				return fmt.Errorf("%s %s: %w", l.flag, u.String(), ErrTLSNotImplemented)
-			}
-		}
-	}
-	return nil
+	return c.validateTLS()
 }
 
 // validateLogging mirrors etcd's setupLogging checks.

@@ -41,6 +41,13 @@ type fileConfig struct {
 	LogFormat               string   `json:"log-format"`
 	LogOutputs              []string `json:"log-outputs"`
 	StorageEngine           string   `json:"storage-engine"`
+
+	ClientSecurity         securityConfig `json:"client-transport-security"`
+	PeerSecurity           securityConfig `json:"peer-transport-security"`
+	SelfSignedCertValidity uint           `json:"self-signed-cert-validity"`
+	CipherSuites           []string       `json:"cipher-suites"`
+	TLSMinVersion          string         `json:"tls-min-version"`
+	TLSMaxVersion          string         `json:"tls-max-version"`
 }
 
 // LoadFile reads an etcd YAML configuration file into a Config (defaults for absent keys),
@@ -63,7 +70,8 @@ func loadFile(path string) (*Config, []string, error) {
 		InitialCluster: c.InitialCluster, InitialClusterState: c.InitialClusterState, InitialClusterToken: c.InitialClusterToken,
 		AutoCompactionMode: c.AutoCompactionMode, AutoCompactionRetention: c.AutoCompactionRetention,
 		Logger: c.Logger, LogLevel: c.LogLevel, LogFormat: c.LogFormat, LogOutputs: c.LogOutputs,
-		StorageEngine: c.StorageEngine,
+		StorageEngine:          c.StorageEngine,
+		SelfSignedCertValidity: c.SelfSignedCertValidity, TLSMinVersion: c.TLSMinVersion, TLSMaxVersion: c.TLSMaxVersion,
 	}
 	if err := yaml.Unmarshal(b, &fc); err != nil {
 		return nil, nil, err
@@ -82,6 +90,13 @@ func loadFile(path string) (*Config, []string, error) {
 	c.AutoCompactionMode, c.AutoCompactionRetention = fc.AutoCompactionMode, fc.AutoCompactionRetention
 	c.Logger, c.LogLevel, c.LogFormat, c.LogOutputs = fc.Logger, fc.LogLevel, fc.LogFormat, fc.LogOutputs
 	c.StorageEngine = fc.StorageEngine
+	c.ClientTLS, c.PeerTLS = fc.ClientSecurity.files(), fc.PeerSecurity.files()
+	c.ClientAutoTLS, c.PeerAutoTLS = fc.ClientSecurity.AutoTLS, fc.PeerSecurity.AutoTLS
+	c.SelfSignedCertValidity, c.CipherSuites = fc.SelfSignedCertValidity, fc.CipherSuites
+	c.TLSMinVersion, c.TLSMaxVersion = fc.TLSMinVersion, fc.TLSMaxVersion
+	if c.SelfSignedCertValidity == 0 { // as etcd
+		c.SelfSignedCertValidity = DefaultSelfSignedCertValidity
+	}
 	for _, u := range []struct {
 		key string
 		val string

@@ -3,7 +3,7 @@
 // of snapshots; it does not interpret messages beyond routing them, and it reads the
 // state machine only through a snap.Source.
 //
-// Wire protocol (plain HTTP/1.1, keep-alive):
+// Wire protocol (HTTP/1.1, keep-alive; over TLS for https:// peer URLs):
 //
 //	POST /raft/msgs       body: { uvarint(len) raftpb.Message }...   -> 204
 //	POST /raft/snapshot   body: uvarint(len) MsgSnap, then the snap stream -> 204
@@ -30,6 +30,7 @@ package transport
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -94,6 +95,10 @@ type Config struct {
 	DialTimeout, RequestTimeout time.Duration
 	// ServerVersion and ClusterVersion, when set, are served on GET /version.
 	ServerVersion, ClusterVersion string
+	// TLS, when set, is the client TLS configuration for https:// peer URLs (the peer
+	// CA as roots, this member's peer certificate as client certificate). Nil: system
+	// roots, no client certificate. http:// peer URLs never use it.
+	TLS *tls.Config
 }
 
 // Transport sends to and receives from the peers of one member.
@@ -144,6 +149,8 @@ func New(cfg Config) *Transport {
 	newRT := func() *http.Transport {
 		return &http.Transport{
 			DialContext:         dialer.DialContext,
+			TLSClientConfig:     cfg.TLS.Clone(), // nil stays nil
+			TLSHandshakeTimeout: cfg.DialTimeout + cfg.RequestTimeout,
 			MaxIdleConnsPerHost: 4,
 			IdleConnTimeout:     90 * time.Second,
 		}

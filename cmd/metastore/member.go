@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"sync"
@@ -31,6 +30,7 @@ import (
 	"github.com/metastore/metastore/snap"
 	"github.com/metastore/metastore/storage"
 	"github.com/metastore/metastore/storage/pebble"
+	"github.com/metastore/metastore/tlsconf"
 	"github.com/metastore/metastore/transport"
 )
 
@@ -97,8 +97,12 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 		zap.String("cluster-id", membership.IDString(cl.ID)), zap.Bool("new-cluster", fresh),
 		zap.String("data-dir", cfg.DataDir), zap.String("storage-engine", eng.Name()))
 
+	peerTLSInfo, peerDialTLS, err := peerTLS(cfg, lg)
+	if err != nil {
+		return nil, err
+	}
 	m.tr = transport.New(transport.Config{
-		ID: selfID, ClusterID: cl.ID, Logger: lg, Engine: eng, SnapDir: snapDir,
+		ID: selfID, ClusterID: cl.ID, Logger: lg, Engine: eng, SnapDir: snapDir, TLS: peerDialTLS,
 	})
 	for _, p := range cl.Members {
 		if p.ID != selfID {
@@ -148,7 +152,7 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 
 	// Peer listeners first, so the other members can reach us while we start.
 	for _, u := range cfg.ListenPeerURLs {
-		l, err := listen(u)
+		l, err := tlsconf.ListenPeer(u, peerTLSInfo)
 		if err != nil {
 			return nil, fmt.Errorf("listen on peer URL %s: %w", u.String(), err)
 		}
@@ -169,18 +173,16 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 		Registry:        reg,
 	})
 	mux := grpcapi.NewHTTPMux(m.srv, reg, lg)
-	var clientLs []net.Listener
-	for _, u := range cfg.ListenClientURLs {
-		l, err := listen(u)
-		if err != nil {
-			return nil, fmt.Errorf("listen on client URL %s: %w", u.String(), err)
-		}
-		m.listeners = append(m.listeners, l)
-		clientLs = append(clientLs, l)
+	clientLs, clientTLSInfo, err := listenClients(cfg, lg)
+	if err != nil {
+		return nil, err
 	}
-	for _, l := range clientLs {
+	for _, cl := range clientLs {
+		m.listeners = append(m.listeners, cl.l)
+	}
+	for _, cl := range clientLs {
 		m.wg.Add(1)
-		go func() { defer m.wg.Done(); _ = grpcapi.ServeClient(l, m.grpc, mux) }()
+		go func() { defer m.wg.Done(); _ = cl.serve(clientTLSInfo, m.grpc, mux) }()
 	}
 
 	go func() {
@@ -192,9 +194,8 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 			lg.Info("published local member to cluster through raft", zap.String("local-member-id", membership.IDString(selfID)))
 		}
 		cancel()
-		for _, l := range clientLs {
-			lg.Info("serving client traffic insecurely; this is strongly discouraged!",
-				zap.String("traffic", "grpc+http"), zap.String("address", l.Addr().String()))
+		for _, cl := range clientLs {
+			cl.logServing(lg)
 		}
 		lg.Info("ready to serve client requests")
 	}()
@@ -234,18 +235,6 @@ func (m *member) close(ctx context.Context) {
 		if err := m.eng.Close(); err != nil {
 			m.lg.Warn("closing storage", zap.Error(err))
 		}
-	}
-}
-
-// listen opens a listener for an http://host:port or unix://path URL.
-func listen(u url.URL) (net.Listener, error) {
-	switch u.Scheme {
-	case "unix", "unixs":
-		path := u.Host + u.Path
-		_ = os.Remove(path)
-		return net.Listen("unix", path)
-	default:
-		return net.Listen("tcp", u.Host)
 	}
 }
 
