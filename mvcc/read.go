@@ -49,7 +49,7 @@ func rangeAt(r storage.Reader, key, end []byte, rev int64, opts RangeOptions) (k
 		seek = storage.VersionKey(key, rev, storage.MaxSub)
 	}
 	ok := it.SeekGE(seek)
-	var target []byte
+	var target, cur []byte
 	for ok {
 		k := it.Key()
 		if len(k) < 1+2+16 {
@@ -82,16 +82,35 @@ func rangeAt(r storage.Reader, key, end []byte, rev int64, opts RangeOptions) (k
 				kvs = append(kvs, v.kv(uk, main, opts.KeysOnly))
 			}
 		}
-		target = storage.PrefixEnd(prefix)
-		if target == nil {
-			break
+		// Move past the older versions of this key: a few Next steps first (a key
+		// usually has few versions and Next is much cheaper than a seek), then a seek.
+		cur = append(cur[:0], prefix...)
+		ok = it.Next()
+		for i := 0; ok && i < maxSequentialSkip && sameUserKey(it.Key(), cur); i++ {
+			ok = it.Next()
 		}
-		ok = it.SeekGE(target)
+		if ok && sameUserKey(it.Key(), cur) {
+			target = storage.PrefixEnd(cur)
+			if target == nil {
+				break
+			}
+			ok = it.SeekGE(target)
+		}
 	}
 	if err := it.Error(); err != nil {
 		return nil, 0, err
 	}
 	return kvs, count, nil
+}
+
+// maxSequentialSkip is how many Next steps a range takes over older versions of a key
+// before it seeks to the next key instead (as RocksDB's max_sequential_skip_in_iterations).
+const maxSequentialSkip = 8
+
+// sameUserKey reports whether version key k belongs to the user key whose KeyPrefix is
+// prefix. No other user key's versions start with prefix (see storage.KeyPrefix).
+func sameUserKey(k, prefix []byte) bool {
+	return len(k) == len(prefix)+16 && bytes.HasPrefix(k, prefix)
 }
 
 func isTombstone(v []byte) bool { return len(v) > 0 && v[0]&flagTombstone != 0 }
