@@ -20,10 +20,10 @@ conformance:
 	tests/conformance/run.sh
 
 robustness-short:
-	$(MAKE) -C tests/robustness short
+	$(MAKE) -C tests/robustness short-kv
 
 robustness:
-	$(MAKE) -C tests/robustness long
+	$(MAKE) -C tests/robustness long-kv
 
 bench-compare:
 	scripts/bench-compare.sh
