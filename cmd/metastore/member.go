@@ -109,8 +109,15 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 			m.tr.AddPeer(p.ID, p.PeerURLs)
 		}
 	}
+	// Bootstrap raft whenever its log is still empty, not only on the very first start:
+	// a crash between saving the member ID and raft's first write must not leave a
+	// member that restarts with no log and no peers.
+	last, err := rlog.LastIndex()
+	if err != nil {
+		return nil, err
+	}
 	var peers []raft.Peer
-	if fresh && cfg.InitialClusterState == config.ClusterStateNew {
+	if last == 0 && cfg.InitialClusterState == config.ClusterStateNew {
 		for _, p := range cl.Members {
 			peers = append(peers, raft.Peer{ID: p.ID})
 		}
