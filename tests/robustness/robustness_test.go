@@ -71,8 +71,13 @@ func runConfig(t *testing.T) RunConfig {
 	}
 }
 
+// traffic is 6 clients at 150 req/s in short mode, 8 at 300 req/s in long mode.
 func traffic() TrafficConfig {
-	return TrafficConfig{Clients: 6, Rate: 150, Leases: *flagLeases, Watch: *flagWatch, Compact: *flagCompact}
+	tc := TrafficConfig{Clients: 6, Rate: 150, Leases: *flagLeases, Watch: *flagWatch, Compact: *flagCompact}
+	if *flagLong {
+		tc.Clients, tc.Rate = 8, 300
+	}
+	return tc
 }
 
 type planned struct {
