@@ -2,7 +2,7 @@
 GO ?= go
 BIN ?= bin
 
-.PHONY: build test unit conformance robustness-short robustness bench-compare clean
+.PHONY: build test etcd-bin unit conformance robustness-short robustness bench-compare clean
 
 build:
 	$(GO) build -o $(BIN)/metastore ./cmd/metastore
@@ -10,11 +10,15 @@ build:
 
 # Everything CI checks: unit and process tests with -race, etcd's own conformance tests
 # against our binary, and the short robustness (linearizability) run.
-test: unit conformance robustness-short
+test: etcd-bin unit conformance robustness-short
+
+# Real etcd v3.7.3, etcdctl and etcdutl, which tests compare our behaviour with.
+etcd-bin:
+	scripts/build-etcd.sh .etcd-bin
 
 unit:
 	$(GO) vet ./...
-	$(GO) test -race -timeout 20m ./...
+	ETCD_BIN_DIR=$(CURDIR)/.etcd-bin $(GO) test -race -timeout 25m ./...
 
 conformance:
 	tests/conformance/run.sh

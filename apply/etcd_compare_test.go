@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/metastore/metastore/internal/etcdbin"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -22,7 +23,7 @@ import (
 )
 
 // etcdBinary is a real etcd v3.7.3, the reference the state machine must match.
-const etcdBinary = "/work/etcd-bin/etcd"
+var etcdBinary = etcdbin.Path("etcd")
 
 // realEtcd is a single-member etcd on loopback in a temp dir.
 type realEtcd struct {

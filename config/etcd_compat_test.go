@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"github.com/metastore/metastore/internal/etcdbin"
 	"os"
 	"os/exec"
 	"regexp"
@@ -13,7 +14,7 @@ import (
 	"time"
 )
 
-const etcdBinary = "/work/etcd-bin/etcd"
+var etcdBinary = etcdbin.Path("etcd")
 
 // helpFlags returns, for every flag `etcd --help` prints, the argument to try: the
 // default value shown in the help (--flag=value) or the bare flag when none is shown.

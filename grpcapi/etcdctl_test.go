@@ -2,6 +2,7 @@ package grpcapi
 
 import (
 	"context"
+	"github.com/metastore/metastore/internal/etcdbin"
 	"os"
 	"os/exec"
 	"strings"
@@ -17,7 +18,7 @@ func etcdctlPath() string {
 	if p := os.Getenv("METASTORE_ETCDCTL"); p != "" {
 		return p
 	}
-	return "/work/etcd-bin/etcdctl"
+	return etcdbin.Path("etcdctl")
 }
 
 // TestEtcdctlCommands runs the etcdctl commands an operator uses first against the

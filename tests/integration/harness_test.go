@@ -8,6 +8,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"github.com/metastore/metastore/internal/etcdbin"
 	"io"
 	"net"
 	"os"
@@ -58,10 +59,11 @@ type binary struct {
 	path string
 }
 
-// binaries lists ours and, when ETCD_BIN is set, real etcd.
+// binaries lists ours and, when a real etcd is found (ETCD_BIN, ETCD_BIN_DIR or
+// .etcd-bin at the repo root, see internal/etcdbin), etcd.
 func binaries() []binary {
 	bs := []binary{{"metastore", metastoreBin}}
-	if p := os.Getenv("ETCD_BIN"); p != "" {
+	if p := etcdbin.Path("etcd"); p != "" {
 		bs = append(bs, binary{"etcd", p})
 	}
 	return bs
