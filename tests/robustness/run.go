@@ -169,6 +169,7 @@ func finalChecks(ctx context.Context, c *Cluster, h *History, tr *Traffic, tc Tr
 	}
 	defer cli.Close()
 	var finalRev int64
+	var finalKVs []model.KeyKV
 	for attempt := 0; ; attempt++ {
 		op := Op{Client: clientID, Input: model.Input{Type: model.Range}, Call: h.Now()}
 		rctx, cancel := context.WithTimeout(ctx, RequestTimeout)
@@ -177,7 +178,7 @@ func finalChecks(ctx context.Context, c *Cluster, h *History, tr *Traffic, tc Tr
 		if err == nil {
 			op.Return, op.Output = h.Now(), out
 			h.Add(op)
-			finalRev = out.Rev
+			finalRev, finalKVs = out.Rev, out.KVs
 			break
 		}
 		if attempt == 10 {
@@ -214,6 +215,13 @@ func finalChecks(ctx context.Context, c *Cluster, h *History, tr *Traffic, tc Tr
 				op.Return = h.Now()
 				h.Add(op)
 				if rev = op.Output.Rev; rev >= finalRev {
+					// Without a watch history this is the only check that the
+					// members hold the same data (with one, every serializable
+					// read is checked against it).
+					if rev == finalRev && !sameKVs(op.Output.KVs, finalKVs) {
+						r.addf(KindConsistency, "member %s at revision %d serves %s, the final linearizable read served %s",
+							m.Name, rev, model.Describe(op.Input, op.Output), model.Describe(op.Input, model.Output{Rev: finalRev, KVs: finalKVs}))
+					}
 					break
 				}
 			}
@@ -250,6 +258,18 @@ func finalChecks(ctx context.Context, c *Cluster, h *History, tr *Traffic, tc Tr
 	if hashKV && len(hashes) != len(c.Members) {
 		r.addf(KindConsistency, "HashKV answered by %d of %d members", len(hashes), len(c.Members))
 	}
+}
+
+func sameKVs(a, b []model.KeyKV) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
 }
 
 func writeArtifacts(dir string, r *Report, ops []Op, watches []*WatchRecord) {
