@@ -15,30 +15,20 @@ import (
 
 	"github.com/metastore/metastore/bench/report"
 	"github.com/metastore/metastore/bench/workload"
+	"github.com/metastore/metastore/internal/etcdbin"
 )
 
-// endpoint returns a live etcd v3 API endpoint: $BENCH_ENDPOINT if set, else a fresh etcd
-// started from $ETCD_BIN, ./.etcd-bin/etcd at the repo root (scripts/build-etcd.sh) or $PATH.
-// Without any of them the test is skipped.
+// endpoint returns a live etcd v3 API endpoint: $BENCH_ENDPOINT if set (for example a
+// MetaStore server), else a fresh etcd found by internal/etcdbin ($ETCD_BIN_DIR, $ETCD_BIN,
+// or .etcd-bin at the repo root, where `make test` builds it). Without one the test is skipped.
 func endpoint(t *testing.T) string {
 	t.Helper()
 	if ep := os.Getenv("BENCH_ENDPOINT"); ep != "" {
 		return ep
 	}
-	bin := os.Getenv("ETCD_BIN")
+	bin := etcdbin.Path("etcd")
 	if bin == "" {
-		if p, err := filepath.Abs("../../.etcd-bin/etcd"); err == nil {
-			if _, err := os.Stat(p); err == nil {
-				bin = p
-			}
-		}
-	}
-	if bin == "" {
-		p, err := exec.LookPath("etcd")
-		if err != nil {
-			t.Skip("no etcd: set ETCD_BIN or BENCH_ENDPOINT, or run scripts/build-etcd.sh .etcd-bin")
-		}
-		bin = p
+		t.Skip("no etcd binary: run scripts/build-etcd.sh .etcd-bin, or set ETCD_BIN or BENCH_ENDPOINT")
 	}
 	cport, pport := freePort(t), freePort(t)
 	curl := fmt.Sprintf("http://127.0.0.1:%d", cport)
