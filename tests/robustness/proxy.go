@@ -85,6 +85,18 @@ func (n *Network) Close() {
 	}
 }
 
+// Connections describes the open proxied connections as "origin->target"
+// counts; origin -1 is a dialler that was not identified.
+func (n *Network) Connections() map[string]int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := map[string]int{}
+	for c := range n.conns {
+		out[fmt.Sprintf("%d->%d", c.origin, c.target)]++
+	}
+	return out
+}
+
 // Set applies fault f to member's peer traffic.
 func (n *Network) Set(member int, f NetFault) {
 	n.mu.Lock()

@@ -141,7 +141,9 @@ func Run(ctx context.Context, rc RunConfig, sc Scenario) (*Report, error) {
 	r.Violations = append(final.Violations, r.Violations...)
 	logf("%s: %s", sc.Name, r.Stats)
 	if len(r.Violations) == 0 {
-		if !rc.Keep {
+		if rc.Keep {
+			writeArtifacts(dir, r, ops, watches)
+		} else {
 			os.RemoveAll(dir)
 		}
 		return r, nil

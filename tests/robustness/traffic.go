@@ -26,6 +26,8 @@ type TrafficConfig struct {
 	Compact bool    // compaction every few hundred milliseconds
 	// Endpoints, when set, gives the endpoints of client i (default: all members).
 	Endpoints func(client int) []string
+	// ReadOnly, when set, marks clients that only issue linearizable gets and ranges.
+	ReadOnly func(client int) bool
 }
 
 // RequestTimeout bounds every client request; a request that times out is
@@ -150,7 +152,12 @@ func (t *Traffic) client(ctx context.Context, id int, cli *clientv3.Client) {
 		in := model.Input{Key: key}
 		serializable := false
 		r := rand.IntN(100)
+		readOnly := t.cfg.ReadOnly != nil && t.cfg.ReadOnly(id)
 		switch {
+		case readOnly && r < 50:
+			in.Type = model.Get
+		case readOnly:
+			in.Type = model.Range
 		case r < 20:
 			in.Type = model.Get
 		case r < 30:
