@@ -2,12 +2,14 @@ package transport
 
 import (
 	"bufio"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"time"
 
 	"go.etcd.io/raft/v3/raftpb"
 	"go.uber.org/zap"
@@ -21,6 +23,7 @@ const maxFrame = 256 << 20
 func (t *Transport) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc(pathMsgs, t.handleMsgs)
+	mux.HandleFunc(pathStream, t.handleStream)
 	mux.HandleFunc(pathSnapshot, t.handleSnapshot)
 	mux.HandleFunc(pathProbe, t.handleProbe)
 	if t.cfg.ServerVersion != "" {
@@ -71,37 +74,114 @@ func (t *Transport) handleMsgs(w http.ResponseWriter, r *http.Request) {
 	}
 	br := bufio.NewReaderSize(r.Body, 64<<10)
 	for {
-		b, err := readFrame(br)
+		err := t.receive(r.Context(), br)
 		if errors.Is(err, io.EOF) {
 			break
+		}
+		var re *raftError
+		if errors.As(err, &re) {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
 		}
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		m := &raftpb.Message{}
-		if err := proto.Unmarshal(b, m); err != nil {
-			http.Error(w, "bad raft message: "+err.Error(), http.StatusBadRequest)
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// handleStream serves a message stream: it accepts it at once (200, flushed), then
+// gives raft each message as it arrives, until the sender ends the body, the
+// connection breaks, a message is bad or raft refuses one, or the transport stops.
+// It writes nothing after the 200: the response ends when the stream does.
+func (t *Transport) handleStream(w http.ResponseWriter, r *http.Request) {
+	// A refusal closes the connection and reads nothing more: the sender writes the
+	// body as long as the stream lives, so the server must not wait for its end.
+	rc := http.NewResponseController(w)
+	w.Header().Set("Connection", "close")
+	if !t.checkPeer(w, r) {
+		_ = rc.SetReadDeadline(time.Now())
+		return
+	}
+	if _, ok := t.raft().(noRaft); ok {
+		http.Error(w, ErrNoRaft.Error(), http.StatusServiceUnavailable)
+		_ = rc.SetReadDeadline(time.Now())
+		return
+	}
+	w.Header().Del("Connection")
+	_ = rc.EnableFullDuplex() // HTTP/1: read the body while answering; HTTP/2 always does
+	w.WriteHeader(http.StatusOK)
+	if err := rc.Flush(); err != nil {
+		return
+	}
+	// Stopping the transport ends the stream: an expired read deadline fails the
+	// pending body read. The same is done on every exit but the sender's clean end,
+	// so the server does not wait on the rest of a live stream after we return.
+	stopped := make(chan struct{})
+	watchDone := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		select {
+		case <-t.stopc:
+			_ = rc.SetReadDeadline(time.Now())
+		case <-stopped:
+		}
+	}()
+	defer func() {
+		close(stopped)
+		<-watchDone
+	}()
+	br := bufio.NewReaderSize(r.Body, 64<<10)
+	for {
+		err := t.receive(r.Context(), br)
+		if errors.Is(err, io.EOF) {
 			return
 		}
-		if m.GetType() == raftpb.MsgSnap {
-			http.Error(w, "MsgSnap must be sent to "+pathSnapshot, http.StatusBadRequest)
-			return
-		}
-		if m.GetType() == raftpb.MsgProp {
+		if err != nil {
+			_ = rc.SetReadDeadline(time.Now())
 			select {
-			case t.propc <- m:
+			case <-t.stopc:
 			default:
-				t.lg.Debug("dropped forwarded proposal: queue full")
+				t.lg.Debug("message stream ended", zap.String("from", r.Header.Get(hdrFrom)), zap.Error(err))
 			}
-			continue
-		}
-		if err := t.raft().Process(r.Context(), m); err != nil {
-			http.Error(w, "raft: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}
 	}
-	w.WriteHeader(http.StatusNoContent)
+}
+
+// raftError is raft refusing a message.
+type raftError struct{ err error }
+
+func (e *raftError) Error() string { return "raft: " + e.err.Error() }
+func (e *raftError) Unwrap() error { return e.err }
+
+// receive reads one message from br and hands it to raft (a forwarded proposal to the
+// proposal queue). io.EOF means the body ended at a frame boundary.
+func (t *Transport) receive(ctx context.Context, br *bufio.Reader) error {
+	b, err := readFrame(br)
+	if err != nil {
+		return err
+	}
+	m := &raftpb.Message{}
+	if err := proto.Unmarshal(b, m); err != nil {
+		return fmt.Errorf("bad raft message: %w", err)
+	}
+	switch m.GetType() {
+	case raftpb.MsgSnap:
+		return errors.New("MsgSnap must be sent to " + pathSnapshot)
+	case raftpb.MsgProp:
+		select {
+		case t.propc <- m:
+		default:
+			t.lg.Debug("dropped forwarded proposal: queue full")
+		}
+		return nil
+	}
+	if err := t.raft().Process(ctx, m); err != nil {
+		return &raftError{err: err}
+	}
+	return nil
 }
 
 func (t *Transport) handleSnapshot(w http.ResponseWriter, r *http.Request) {

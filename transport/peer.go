@@ -1,9 +1,7 @@
 package transport
 
 import (
-	"bytes"
 	"context"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"net/http"
@@ -23,12 +21,10 @@ const (
 
 const (
 	pathMsgs     = "/raft/msgs"
+	pathStream   = "/raft/stream"
 	pathSnapshot = "/raft/snapshot"
 	pathProbe    = "/raft/probe"
 	pathVersion  = "/version"
-
-	// maxBatchBytes bounds one POST of messages (a message may exceed it alone).
-	maxBatchBytes = 4 << 20
 )
 
 func idString(id uint64) string { return strconv.FormatUint(id, 16) }
@@ -48,7 +44,7 @@ type peer struct {
 	mu     sync.Mutex
 	urls   []string
 	urlIdx int
-	// failing is set after a failed POST, to log once per outage.
+	// failing is set after a failed stream, to log once per outage.
 	failing bool
 }
 
@@ -126,69 +122,6 @@ func (p *peer) stop() {
 		p.cancel()
 	})
 	<-p.donec
-}
-
-// run sends what accumulates in the queue, one POST at a time.
-func (p *peer) run() {
-	defer close(p.donec)
-	var body bytes.Buffer
-	for {
-		var first []byte
-		select {
-		case first = <-p.queue:
-		case <-p.stopc:
-			return
-		}
-		body.Reset()
-		n := 1
-		appendFrame(&body, first)
-	drain:
-		for body.Len() < maxBatchBytes {
-			select {
-			case b := <-p.queue:
-				appendFrame(&body, b)
-				n++
-			default:
-				break drain
-			}
-		}
-		if err := p.post(body.Bytes()); err != nil {
-			p.t.raft().ReportUnreachable(p.id)
-			p.t.lg.Debug("dropped messages", zap.String("remote-member-id", idString(p.id)), zap.Int("count", n), zap.Error(err))
-		}
-	}
-}
-
-func appendFrame(w *bytes.Buffer, b []byte) {
-	w.Write(binary.AppendUvarint(nil, uint64(len(b))))
-	w.Write(b)
-}
-
-func (p *peer) post(body []byte) error {
-	u := p.url()
-	if u == "" {
-		return fmt.Errorf("transport: no URL for peer %s", idString(p.id))
-	}
-	ctx, cancel := context.WithTimeout(p.ctx, p.t.cfg.RequestTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u+pathMsgs, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	p.setHeaders(req)
-	req.Header.Set("Content-Type", "application/octet-stream")
-	resp, err := p.t.client.Do(req)
-	if err != nil {
-		p.failed(u, err)
-		return err
-	}
-	defer resp.Body.Close()
-	if err := checkResponse(resp); err != nil {
-		p.failed(u, err)
-		return err
-	}
-	p.succeeded()
-	return nil
 }
 
 func (p *peer) setHeaders(req *http.Request) {

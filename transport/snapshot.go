@@ -1,7 +1,7 @@
 package transport
 
 import (
-	"bytes"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"net/http"
@@ -72,9 +72,7 @@ func (t *Transport) sendSnapshot(p *peer, m *raftpb.Message) (*raftpb.SnapshotMe
 	written := make(chan struct{})
 	go func() {
 		defer close(written)
-		var buf bytes.Buffer
-		appendFrame(&buf, head)
-		n, err := pw.Write(buf.Bytes())
+		n, err := pw.Write(append(binary.AppendUvarint(nil, uint64(len(head))), head...))
 		var body int64
 		if err == nil {
 			body, err = out.WriteTo(pw)

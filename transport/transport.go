@@ -1,10 +1,11 @@
 // Package transport carries raft messages between members over HTTP on the peer URLs.
-// It owns the peer wire protocol (below), the per-peer send queues and the streaming
-// of snapshots; it does not interpret messages beyond routing them, and it reads the
-// state machine only through a snap.Source.
+// It owns the peer wire protocol (below), the per-peer send queues and streams, and the
+// streaming of snapshots; it does not interpret messages beyond routing them, and it
+// reads the state machine only through a snap.Source.
 //
 // Wire protocol (HTTP/1.1, keep-alive; over TLS for https:// peer URLs):
 //
+//	POST /raft/stream     body: { uvarint(len) raftpb.Message }... (open-ended) -> 200 at once
 //	POST /raft/msgs       body: { uvarint(len) raftpb.Message }...   -> 204
 //	POST /raft/snapshot   body: uvarint(len) MsgSnap, then the snap stream -> 204
 //	GET  /raft/probe      -> 200 {"id":"…","cluster_id":"…"}
@@ -15,11 +16,18 @@
 // processes nothing.
 //
 // Sending never blocks the caller: each peer has a bounded queue drained by one
-// goroutine that sends what has accumulated as one POST, so messages to a peer keep
-// their order. A full queue or a failed POST drops the messages and reports the peer
-// unreachable to raft, which retransmits. Received proposals (MsgProp forwarded by a
-// follower) go to raft through their own queue, since raft holds a proposal while it
-// knows no leader; every other message is given to raft before the POST is answered.
+// goroutine into ONE long-lived stream (POST /raft/stream, chunked body): once the
+// peer has answered 200, every message queued is written to the body as it comes,
+// the frames queued at one moment in one flushed chunk, so there is no round trip per
+// batch and messages to a peer keep their order. The receiver gives raft each message
+// as it arrives; the stream's response carries nothing and ends when the stream does.
+// A full queue drops the message and reports the peer unreachable to raft, which
+// retransmits; so does a stream that fails (connection error, refusal, a peer that
+// stops reading for RequestTimeout while messages wait): what it held and what is
+// queued is dropped and the stream is redone with backoff (25ms doubling to 1s). POST
+// /raft/msgs (one batch per request) is still served for senders that do not stream.
+// Received proposals (MsgProp forwarded by a follower) go to raft through their own
+// queue, since raft holds a proposal while it knows no leader.
 //
 // A MsgSnap is sent on its own goroutine: the state machine is pinned (snap.Source),
 // the message's snapshot metadata is rewritten to the pinned state's applied index,
@@ -103,10 +111,10 @@ type Config struct {
 
 // Transport sends to and receives from the peers of one member.
 type Transport struct {
-	cfg        Config
-	lg         *zap.Logger
-	client     *http.Client // message POSTs
-	snapClient *http.Client // snapshot streams: no overall timeout
+	cfg          Config
+	lg           *zap.Logger
+	streamClient *http.Client // message streams: no overall timeout
+	snapClient   *http.Client // snapshot streams: no overall timeout
 
 	raftp atomic.Pointer[raftBox]
 
@@ -153,16 +161,18 @@ func New(cfg Config) *Transport {
 			TLSHandshakeTimeout: cfg.DialTimeout + cfg.RequestTimeout,
 			MaxIdleConnsPerHost: 4,
 			IdleConnTimeout:     90 * time.Second,
+			DisableCompression:  true,
+			WriteBufferSize:     64 << 10,
 		}
 	}
 	t := &Transport{
-		cfg:        cfg,
-		lg:         cfg.Logger.With(zap.String("local-member-id", idString(cfg.ID))),
-		client:     &http.Client{Transport: newRT()},
-		snapClient: &http.Client{Transport: newRT()},
-		peers:      map[uint64]*peer{},
-		stopc:      make(chan struct{}),
-		propc:      make(chan *raftpb.Message, cfg.QueueSize),
+		cfg:          cfg,
+		lg:           cfg.Logger.With(zap.String("local-member-id", idString(cfg.ID))),
+		streamClient: &http.Client{Transport: newRT()},
+		snapClient:   &http.Client{Transport: newRT()},
+		peers:        map[uint64]*peer{},
+		stopc:        make(chan struct{}),
+		propc:        make(chan *raftpb.Message, cfg.QueueSize),
 	}
 	if cfg.Raft != nil {
 		t.SetRaft(cfg.Raft)
@@ -310,6 +320,6 @@ func (t *Transport) Stop() {
 		p.stop()
 	}
 	t.wg.Wait()
-	t.client.CloseIdleConnections()
+	t.streamClient.CloseIdleConnections()
 	t.snapClient.CloseIdleConnections()
 }

@@ -123,16 +123,17 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 		}
 	}
 	m.node, err = raftnode.Start(raftnode.Config{
-		ID:                     selfID,
-		Peers:                  peers,
-		Storage:                rlog,
-		Transport:              m.tr,
-		Logger:                 lg,
-		TickInterval:           cfg.HeartbeatInterval,
-		ElectionTicks:          cfg.ElectionTicks(),
-		HeartbeatTicks:         1,
-		SnapshotCount:          cfg.SnapshotCount,
-		SnapshotCatchupEntries: cfg.SnapshotCatchUpEntries,
+		ID:                       selfID,
+		Peers:                    peers,
+		Storage:                  rlog,
+		Transport:                m.tr,
+		Logger:                   lg,
+		TickInterval:             cfg.HeartbeatInterval,
+		ElectionTicks:            cfg.ElectionTicks(),
+		HeartbeatTicks:           1,
+		SnapshotCount:            cfg.SnapshotCount,
+		SnapshotCatchupEntries:   cfg.SnapshotCatchUpEntries,
+		LeaderSendsBeforePersist: true, // as etcd: raft counts the leader's own entries only once persisted
 	})
 	if err != nil {
 		return nil, err
