@@ -92,6 +92,7 @@ var shortPlan = []planned{
 	{3, "kill-leader"},
 	{3, "blackhole-follower"},
 	{3, "pause-leader"},
+	{3, "restart-all"},
 	{3, "member-replace"},
 }
 
