@@ -120,6 +120,9 @@ func run(ctx context.Context, o options) error {
 			return err
 		}
 		o.workdir = d
+		if !o.keep {
+			defer os.RemoveAll(d) // logs of a failed round go with it; use --workdir or --keep to look
+		}
 	}
 	res := newResults(a.label, b.label)
 	started := time.Now()
