@@ -108,21 +108,23 @@ func version(bin string) string {
 	return strings.TrimSpace(strings.Join(lines[:min(2, len(lines))], "; "))
 }
 
-func run(ctx context.Context, o options) error {
+func run(ctx context.Context, o options) (err error) {
 	a := system{label: "etcd", bin: o.etcdBin, extra: strings.Fields(o.etcdExtra)}
 	b := system{label: "etcd (B)", bin: o.etcdBin, extra: strings.Fields(o.etcdExtra)}
 	if o.metastoreBin != "" {
 		b = system{label: "metastore", bin: o.metastoreBin, extra: strings.Fields(o.metastoreExtra)}
 	}
 	if o.workdir == "" {
-		d, err := os.MkdirTemp("", "metastore-compare-")
-		if err != nil {
-			return err
+		d, mkErr := os.MkdirTemp("", "metastore-compare-")
+		if mkErr != nil {
+			return mkErr
 		}
 		o.workdir = d
-		if !o.keep {
-			defer os.RemoveAll(d) // logs of a failed round go with it; use --workdir or --keep to look
-		}
+		defer func() {
+			if err == nil && !o.keep {
+				_ = os.RemoveAll(d) // kept after a failure, for the logs its message points to
+			}
+		}()
 	}
 	res := newResults(a.label, b.label)
 	started := time.Now()
