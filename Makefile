@@ -19,6 +19,7 @@ etcd-bin:
 unit:
 	$(GO) vet ./...
 	ETCD_BIN_DIR=$(CURDIR)/.etcd-bin $(GO) test -race -timeout 25m ./...
+	cd bench/compare && $(GO) vet ./... && $(GO) test -race ./...
 
 conformance:
 	tests/conformance/run.sh
@@ -29,8 +30,9 @@ robustness-short:
 robustness:
 	$(MAKE) -C tests/robustness long-kv
 
+# Side-by-side MetaStore vs etcd v3.7.3 (docs/BENCHMARKS.md), e.g. make bench-compare ARGS="--rounds 3".
 bench-compare:
-	scripts/bench-compare.sh
+	scripts/bench-compare.sh $(ARGS)
 
 clean:
 	rm -rf $(BIN)
