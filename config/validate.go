@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"github.com/metastore/metastore/membership"
 	"net"
 	"net/url"
 	"sort"
@@ -21,22 +22,9 @@ func ParseURLs(strs []string) ([]url.URL, error) {
 	seen := map[string]bool{}
 	var out []url.URL
 	for _, in := range strs {
-		in = strings.TrimSpace(in)
-		u, err := url.Parse(in)
+		u, err := membership.ParseURL(in)
 		if err != nil {
 			return nil, err
-		}
-		switch u.Scheme {
-		case "http", "https":
-			if _, _, err := net.SplitHostPort(u.Host); err != nil {
-				return nil, fmt.Errorf(`URL address does not have the form "host:port": %s`, in)
-			}
-			if u.Path != "" {
-				return nil, fmt.Errorf("URL must not contain a path: %s", in)
-			}
-		case "unix", "unixs":
-		default:
-			return nil, fmt.Errorf("URL scheme must be http, https, unix, or unixs: %s", in)
 		}
 		if seen[u.String()] {
 			continue

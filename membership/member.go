@@ -135,6 +135,29 @@ func ParseInitialCluster(s string) (map[string][]string, error) {
 	return out, nil
 }
 
+// ParseURL checks one member URL as etcd's types.NewURLs does: the scheme must be
+// http, https, unix or unixs, and http(s) URLs must be "host:port" with no path.
+func ParseURL(in string) (*url.URL, error) {
+	in = strings.TrimSpace(in)
+	u, err := url.Parse(in)
+	if err != nil {
+		return nil, err
+	}
+	switch u.Scheme {
+	case "http", "https":
+		if _, _, err := net.SplitHostPort(u.Host); err != nil {
+			return nil, fmt.Errorf(`URL address does not have the form "host:port": %s`, in)
+		}
+		if u.Path != "" {
+			return nil, fmt.Errorf("URL must not contain a path: %s", in)
+		}
+	case "unix", "unixs":
+	default:
+		return nil, fmt.Errorf("URL scheme must be http, https, unix, or unixs: %s", in)
+	}
+	return u, nil
+}
+
 // ParseURLs checks and normalises URLs as etcd's types.NewURLs (sorted, duplicates kept).
 func ParseURLs(strs []string) ([]string, error) {
 	if len(strs) == 0 {
@@ -142,22 +165,9 @@ func ParseURLs(strs []string) ([]string, error) {
 	}
 	out := make([]string, 0, len(strs))
 	for _, in := range strs {
-		in = strings.TrimSpace(in)
-		u, err := url.Parse(in)
+		u, err := ParseURL(in)
 		if err != nil {
 			return nil, err
-		}
-		switch u.Scheme {
-		case "http", "https":
-			if _, _, err := net.SplitHostPort(u.Host); err != nil {
-				return nil, fmt.Errorf(`URL address does not have the form "host:port": %s`, in)
-			}
-			if u.Path != "" {
-				return nil, fmt.Errorf("URL must not contain a path: %s", in)
-			}
-		case "unix", "unixs":
-		default:
-			return nil, fmt.Errorf("URL scheme must be http, https, unix, or unixs: %s", in)
 		}
 		out = append(out, u.String())
 	}
