@@ -102,6 +102,9 @@ func (p *peer) stream(first []byte) (accepted bool, err error) {
 	}
 	p.setHeaders(req)
 	req.Header.Set("Content-Type", "application/octet-stream")
+	// The connection carries this stream only: neither side reuses it afterwards (a
+	// refused or broken stream leaves unread body behind).
+	req.Close = true
 	resp, err := p.t.streamClient.Do(req)
 	if err != nil {
 		if p.ctx.Err() == nil {
