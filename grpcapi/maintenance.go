@@ -23,8 +23,9 @@ const storageVersion = "3.7.0"
 //     adds, as etcd's gRPC layer does, "etcdserver: no leader" to Errors when Leader is 0;
 //     and when the backend leaves them empty: dbSizeQuota (etcd's default 2 GiB),
 //     storageVersion ("3.7.0") and an empty DowngradeInfo.
-//   - Defragment answers success and does nothing: Pebble compacts its files itself and
-//     has nothing like bbolt's free pages to give back, so `etcdctl defrag` succeeds.
+//   - Defragment asks the backend to rewrite its storage (a full engine compaction, which
+//     does not block reads or writes) when it implements Defragmenter; else it succeeds
+//     and does nothing.
 //   - Hash (deprecated in etcd), Snapshot, MoveLeader, Downgrade: codes.Unimplemented.
 type maintenanceServer struct {
 	pb.UnimplementedMaintenanceServer
@@ -72,8 +73,17 @@ func (s *maintenanceServer) HashKV(ctx context.Context, r *pb.HashKVRequest) (*p
 	return resp, nil
 }
 
-func (s *maintenanceServer) Defragment(context.Context, *pb.DefragmentRequest) (*pb.DefragmentResponse, error) {
-	s.lg.Info("defragment requested: nothing to do on Pebble, answering success")
+// Defragmenter is implemented by a backend that can give space back on request.
+type Defragmenter interface {
+	Defragment(ctx context.Context) error
+}
+
+func (s *maintenanceServer) Defragment(ctx context.Context, _ *pb.DefragmentRequest) (*pb.DefragmentResponse, error) {
+	if d, ok := s.b.(Defragmenter); ok {
+		if err := d.Defragment(ctx); err != nil {
+			return nil, toGRPCError(err)
+		}
+	}
 	return &pb.DefragmentResponse{Header: s.hdr.fill(nil)}, nil
 }
 

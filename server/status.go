@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/metastore/metastore/apply"
+	"github.com/metastore/metastore/storage"
 )
 
 // ErrUnimplemented answers requests for features that do not exist yet.
@@ -32,6 +33,18 @@ func (s *Server) ClusterID() uint64 { return s.cfg.ClusterID }
 // Leader is the current leader's ID, or 0.
 func (s *Server) Leader() uint64 { return s.node.Leader() }
 
+// Defragment compacts the whole engine so the space of deleted and compacted data is
+// given back now (etcd's defrag). Unlike bbolt's defrag it does not stop reads or writes.
+func (s *Server) Defragment(ctx context.Context) error {
+	start := time.Now()
+	if err := s.cfg.Engine.Compact(nil, nil); err != nil {
+		return err
+	}
+	s.sizeAt.Store(0) // the quota check must see the new size
+	s.lg.Info("defragmented", zap.Duration("took", time.Since(start)), zap.Int64("db-size", int64(s.cfg.Engine.DiskSize())), zap.Int64("db-size-in-use", int64(storage.StateMachineSize(s.cfg.Engine))))
+	return nil
+}
+
 // Alarms lists the active alarms as this member has applied them (no Raft round).
 func (s *Server) Alarms() []*pb.AlarmMember { return s.app.Alarms() }
 
@@ -41,7 +54,7 @@ func (s *Server) Status(ctx context.Context) (*pb.StatusResponse, error) {
 		Version:          Version,
 		StorageVersion:   ClusterVersion,
 		DbSize:           int64(s.cfg.Engine.DiskSize()),
-		DbSizeInUse:      int64(s.cfg.Engine.LiveSize()),
+		DbSizeInUse:      int64(storage.StateMachineSize(s.cfg.Engine)),
 		DbSizeQuota:      s.cfg.QuotaBackendBytes,
 		Leader:           s.node.Leader(),
 		RaftIndex:        s.node.CommittedIndex(),
@@ -145,13 +158,14 @@ func (s *Server) checkQuota(ctx context.Context, cost int) error {
 // engine on every write is costly (Pebble's Metrics), and the quota is a soft limit.
 const diskSizeTTL = 100 * time.Millisecond
 
-// diskSize is the engine's disk size, refreshed at most every diskSizeTTL.
+// diskSize is the state machine's size (storage.StateMachineSize), refreshed at most
+// every diskSizeTTL.
 func (s *Server) diskSize() int64 {
 	now := time.Now().UnixNano()
 	if now-s.sizeAt.Load() < int64(diskSizeTTL) {
 		return s.size.Load()
 	}
-	size := int64(s.cfg.Engine.DiskSize())
+	size := int64(storage.StateMachineSize(s.cfg.Engine))
 	s.size.Store(size)
 	s.sizeAt.Store(now)
 	return size

@@ -82,6 +82,11 @@ type Engine interface {
 	// of live data (what a rewrite would keep).
 	DiskSize() uint64
 	LiveSize() uint64
+	// TableSize estimates the bytes the keys in [start, end) take in the engine's
+	// flushed tables; UnflushedSize is the live write-ahead log, which holds the writes
+	// not yet in tables (of every range).
+	TableSize(start, end []byte) uint64
+	UnflushedSize() uint64
 	// Name names the engine ("pebble", "rocksdb") for logs and status.
 	Name() string
 	Close() error

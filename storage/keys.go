@@ -45,6 +45,17 @@ const MaxSub = int64(^uint64(0) >> 1)
 // what a Raft snapshot carries and what installing one replaces.
 var StateMachinePrefixes = []byte{PrefixMeta, PrefixKey, PrefixRevision, PrefixLease, PrefixAuth}
 
+// StateMachineSize estimates the bytes the replicated state machine takes in eng: what
+// the backend quota (--quota-backend-bytes) limits. It leaves out the Raft log, which
+// etcd keeps in its WAL outside the quota; unflushed writes are counted whole.
+func StateMachineSize(eng Engine) uint64 {
+	n := eng.UnflushedSize()
+	for _, p := range StateMachinePrefixes {
+		n += eng.TableSize([]byte{p}, []byte{p + 1})
+	}
+	return n
+}
+
 // Keys of the raft log's own state.
 var (
 	RaftHardStateKey = []byte{PrefixRaftHardState}

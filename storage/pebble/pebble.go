@@ -147,6 +147,26 @@ func (e *Engine) LiveSize() uint64 {
 	return n + m.WAL.Size
 }
 
+// TableSize estimates the bytes [start, end) takes in sstables.
+func (e *Engine) TableSize(start, end []byte) uint64 {
+	if e.closed.Load() {
+		return 0
+	}
+	n, err := e.db.EstimateDiskUsage(start, end)
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+// UnflushedSize is the size of the live WAL: writes not yet flushed to sstables.
+func (e *Engine) UnflushedSize() uint64 {
+	if e.closed.Load() {
+		return 0
+	}
+	return e.db.Metrics().WAL.Size
+}
+
 // Close closes the database. Every snapshot and iterator must be closed first.
 func (e *Engine) Close() error {
 	if e.closed.Swap(true) {

@@ -138,11 +138,22 @@ func TestQuotaNoSpace(t *testing.T) {
 		if err != nil || g.Count == 0 {
 			t.Fatalf("read while NOSPACE: %+v %v", g, err)
 		}
-		if _, err := cli.Delete(ctx, "q/", clientv3.WithPrefix()); err != nil {
+		d, err := cli.Delete(ctx, "q/", clientv3.WithPrefix())
+		if err != nil {
 			t.Fatalf("delete while NOSPACE: %v", err)
 		}
-		if _, err := cli.Compact(ctx, g.Header.Revision, clientv3.WithCompactPhysical()); err != nil {
+		if _, err := cli.Compact(ctx, d.Header.Revision, clientv3.WithCompactPhysical()); err != nil {
 			t.Fatalf("compact while NOSPACE: %v", err)
+		}
+		// As an operator does: compact, defragment, disarm; then writes work again.
+		if _, err := cli.Defragment(ctx, c.members[0].clientURL); err != nil {
+			t.Fatalf("defragment: %v", err)
+		}
+		if _, err := cli.AlarmDisarm(ctx, &clientv3.AlarmMember{MemberID: alarms.Alarms[0].MemberID, Alarm: alarms.Alarms[0].Alarm}); err != nil {
+			t.Fatalf("disarm: %v", err)
+		}
+		if _, err := cli.Put(ctx, "after", "disarm"); err != nil {
+			t.Fatalf("write after compact, defrag and disarm: %v", err)
 		}
 	})
 }
