@@ -204,14 +204,12 @@ func (s *Server) applyAll(ap raftnode.Apply) error {
 	}
 	// raftnode needs Applied after every Apply, even one whose entries were all
 	// skipped as already applied: a follower may be waiting on a conf change.
-	if n := len(ap.Entries); n > 0 {
-		last := ap.Entries[n-1].GetIndex()
-		if ai := s.app.AppliedIndex(); ai < last {
-			last = ai
-		}
-		s.node.Applied(last)
-		s.applied.trigger(last)
+	last := s.app.AppliedIndex()
+	if n := len(ap.Entries); n > 0 && ap.Entries[n-1].GetIndex() < last {
+		last = ap.Entries[n-1].GetIndex()
 	}
+	s.node.Applied(last)
+	s.applied.trigger(last)
 	return nil
 }
 
@@ -230,8 +228,6 @@ func (s *Server) installSnapshot(ap raftnode.Apply) error {
 	if err := s.app.Reload(); err != nil {
 		return err
 	}
-	s.node.Applied(idx)
-	s.applied.trigger(idx)
 	s.lg.Info("installed snapshot", zap.Uint64("index", idx), zap.Int64("revision", s.store.Rev()))
 	return nil
 }
@@ -245,8 +241,6 @@ func (s *Server) applyNormal(ents []*raftpb.Entry) error {
 	if err != nil {
 		return err
 	}
-	s.node.Applied(last)
-	s.applied.trigger(last)
 	for _, r := range results {
 		if r.ID != 0 {
 			s.waits.trigger(r.ID, r.Result)
@@ -278,8 +272,6 @@ func (s *Server) applyConfChange(e *raftpb.Entry) error {
 	if err := s.app.ApplyConfChange(e.GetIndex(), e.GetTerm(), cs); err != nil {
 		return err
 	}
-	s.node.Applied(e.GetIndex())
-	s.applied.trigger(e.GetIndex())
 	return nil
 }
 
