@@ -25,8 +25,7 @@ const revisionCompactInterval = 5 * time.Minute
 
 // periodicPlan decides periodic compactions from revision samples; it does no I/O.
 type periodicPlan struct {
-	period       time.Duration
-	compactEvery time.Duration
+	compactEvery time.Duration // min(period, 1h); samples are taken every tenth of it
 	retentions   int
 	revs         []int64
 	lastSuccess  time.Time
@@ -39,24 +38,16 @@ func newPeriodicPlan(period time.Duration, start time.Time) *periodicPlan {
 	if itv > time.Hour {
 		itv = time.Hour
 	}
-	retry := itv / 10
 	return &periodicPlan{
-		period:       period,
 		compactEvery: itv,
-		retentions:   int(period/retry) + 1,
+		retentions:   int(period/(itv/10)) + 1,
 		lastSuccess:  start,
 		base:         period,
 	}
 }
 
 // sampleInterval is how often sample is called.
-func (p *periodicPlan) sampleInterval() time.Duration {
-	itv := p.period
-	if itv > time.Hour {
-		itv = time.Hour
-	}
-	return itv / 10
-}
+func (p *periodicPlan) sampleInterval() time.Duration { return p.compactEvery / 10 }
 
 // sample records the current revision and returns the revision to compact to now,
 // or 0 when it is not time yet.
