@@ -81,7 +81,7 @@ type Server struct {
 	leaderElected   time.Time
 
 	nospaceOnce sync.Mutex
-	size        atomic.Int64 // cached engine disk size, see diskSize
+	size        atomic.Int64 // cached state-machine size, see quotaSize
 	sizeAt      atomic.Int64 // unix nanoseconds of the cached size
 	stopping    chan struct{}
 	done        chan struct{}

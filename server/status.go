@@ -26,10 +26,6 @@ func (s *Server) Header() *pb.ResponseHeader {
 	}
 }
 
-// MemberID and ClusterID identify this member as etcd derives them.
-func (s *Server) MemberID() uint64  { return s.cfg.MemberID }
-func (s *Server) ClusterID() uint64 { return s.cfg.ClusterID }
-
 // Leader is the current leader's ID, or 0.
 func (s *Server) Leader() uint64 { return s.node.Leader() }
 
@@ -133,7 +129,7 @@ func (s *Server) checkQuota(ctx context.Context, cost int) error {
 		}
 	}
 	q := s.cfg.QuotaBackendBytes
-	if q <= 0 || s.diskSize()+int64(cost) <= q {
+	if q <= 0 || s.quotaSize()+int64(cost) <= q {
 		return nil
 	}
 	s.nospaceOnce.Lock()
@@ -154,15 +150,15 @@ func (s *Server) checkQuota(ctx context.Context, cost int) error {
 	return apply.ErrNoSpace
 }
 
-// diskSizeTTL bounds how stale the size used by the quota check may be: asking the
+// quotaSizeTTL bounds how stale the size used by the quota check may be: asking the
 // engine on every write is costly (Pebble's Metrics), and the quota is a soft limit.
-const diskSizeTTL = 100 * time.Millisecond
+const quotaSizeTTL = 100 * time.Millisecond
 
-// diskSize is the state machine's size (storage.StateMachineSize), refreshed at most
-// every diskSizeTTL.
-func (s *Server) diskSize() int64 {
+// quotaSize is the state machine's size (storage.StateMachineSize), refreshed at most
+// every quotaSizeTTL.
+func (s *Server) quotaSize() int64 {
 	now := time.Now().UnixNano()
-	if now-s.sizeAt.Load() < int64(diskSizeTTL) {
+	if now-s.sizeAt.Load() < int64(quotaSizeTTL) {
 		return s.size.Load()
 	}
 	size := int64(storage.StateMachineSize(s.cfg.Engine))
