@@ -48,9 +48,17 @@ func Watch(ctx context.Context, e *Env, o WatchOptions) (report.Output, error) {
 	if o.WatchedKeyTotal < 1 {
 		return report.Output{}, fmt.Errorf("%w: --watched-key-total must be positive", ErrBadConfig)
 	}
-	keys := make([]string, o.WatchedKeyTotal)
-	for i := range keys {
-		keys[i] = e.Cfg.keyOf(i, "")
+	// The watched keys are distinct whenever the key space allows it: random draws from
+	// a small key space would otherwise put several "keys" on one.
+	keys := make([]string, 0, o.WatchedKeyTotal)
+	seen := map[string]bool{}
+	for i := 0; len(keys) < o.WatchedKeyTotal; i++ {
+		k := e.Cfg.keyOf(i, "")
+		if seen[k] && len(seen) < e.Cfg.KeySpaceSize && i < 100*o.WatchedKeyTotal {
+			continue
+		}
+		seen[k] = true
+		keys = append(keys, k)
 	}
 	out, err := runWatch(ctx, e, o, keys, "watch")
 	if err != nil {
