@@ -157,6 +157,7 @@ type Config struct {
 	ConfigFile    string // --config-file (or ETCD_CONFIG_FILE)
 	PrintVersion  bool   // --version: the caller prints VersionText and exits 0
 	StorageEngine string // --storage-engine (ours): pebble | rocksdb
+	EnablePprof   bool   // --enable-pprof: serve /debug/pprof/ on the client URLs
 
 	// Ignored holds every etcd flag that was set but that metastore does not implement,
 	// flag name -> value as given. Each also produced a warning.

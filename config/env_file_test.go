@@ -18,7 +18,7 @@ func TestEnvironmentMapsOntoFlags(t *testing.T) {
 	c, ws := mustParse(t, []string{"--name", "n1"}, []string{
 		"ETCD_DATA_DIR=/tmp/d", "ETCD_SNAPSHOT_COUNT=7", "ETCD_HEARTBEAT_INTERVAL=50",
 		"ETCD_LISTEN_CLIENT_URLS=http://127.0.0.1:0", "ETCD_ADVERTISE_CLIENT_URLS=http://127.0.0.1:2379",
-		"ETCD_ENABLE_PPROF=true", "PATH=/bin",
+		"ETCD_MEMORY_MLOCK=true", "PATH=/bin",
 	})
 	if c.Name != "n1" || c.DataDir != "/tmp/d" || c.SnapshotCount != 7 || c.HeartbeatInterval != 50*time.Millisecond {
 		t.Errorf("env not applied: %+v", c)
@@ -26,10 +26,10 @@ func TestEnvironmentMapsOntoFlags(t *testing.T) {
 	if got := strings.Join(URLStrings(c.ListenClientURLs), ","); got != "http://127.0.0.1:0" {
 		t.Errorf("listen-client-urls = %q", got)
 	}
-	if !c.ExplicitlySet["data-dir"] || c.Ignored["enable-pprof"] != "true" {
+	if !c.ExplicitlySet["data-dir"] || c.Ignored["memory-mlock"] != "true" {
 		t.Errorf("explicit=%v ignored=%v", c.ExplicitlySet, c.Ignored)
 	}
-	if len(ws) != 1 || !strings.Contains(ws[0], "--enable-pprof") {
+	if len(ws) != 1 || !strings.Contains(ws[0], "--memory-mlock") {
 		t.Errorf("warnings = %q", ws)
 	}
 }
@@ -81,7 +81,7 @@ initial-advertise-peer-urls: http://127.0.0.1:12380
 initial-cluster-token: tok
 log-level: debug
 log-outputs: [stdout]
-enable-pprof: true
+memory-mlock: true
 client-transport-security:
   cert-file: ""
 frobnicate: 3
@@ -103,8 +103,8 @@ frobnicate: 3
 		t.Errorf("initial-cluster = %q", c.InitialCluster)
 	}
 	want := []string{
-		`config file key "enable-pprof" is not implemented by metastore yet; ignored`,
 		`config file key "frobnicate" is unknown to etcd; ignored`,
+		`config file key "memory-mlock" is not implemented by metastore yet; ignored`,
 		"flags --name are ignored because --config-file " + p + " is given (as in etcd)",
 		"environment variables ETCD_BOGUS ETCD_DATA_DIR are ignored because --config-file " + p + " is given (as in etcd)",
 	}

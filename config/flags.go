@@ -50,6 +50,7 @@ func newFlagSet(c *Config) *flag.FlagSet {
 	fs.Var(&stringsValue{&c.LogOutputs}, "log-outputs", "Specify 'stdout' or 'stderr' or a comma-separated list of output file paths.")
 	fs.StringVar(&c.ConfigFile, "config-file", "", "Path to the server configuration file. Note that if a configuration file is provided, other command line flags and environment variables will be ignored.")
 	fs.BoolVar(&c.PrintVersion, "version", false, "Print the version and exit.")
+	fs.BoolVar(&c.EnablePprof, "enable-pprof", false, "Enable runtime profiling data via HTTP server. Address is at client URL + \"/debug/pprof/\"")
 	addTLSFlags(fs, c)
 	fs.StringVar(&c.StorageEngine, "storage-engine", c.StorageEngine, "metastore only: storage engine, 'pebble' or 'rocksdb'.")
 

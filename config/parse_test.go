@@ -70,12 +70,16 @@ func TestFlagSyntaxIsGoFlagLikeEtcd(t *testing.T) {
 			t.Errorf("%q: name = %q", args, c.Name)
 		}
 	}
-	c, ws := mustParse(t, []string{"--enable-pprof", "--name", "x"}, nil)
-	if c.Ignored["enable-pprof"] != "true" || c.Name != "x" {
+	c, ws := mustParse(t, []string{"--memory-mlock", "--name", "x"}, nil)
+	if c.Ignored["memory-mlock"] != "true" || c.Name != "x" {
 		t.Errorf("bare boolean: ignored=%v name=%q", c.Ignored, c.Name)
 	}
-	if len(ws) != 1 || ws[0] != "flag --enable-pprof is not implemented by metastore yet; ignored" {
+	if len(ws) != 1 || ws[0] != "flag --memory-mlock is not implemented by metastore yet; ignored" {
 		t.Errorf("warnings = %q", ws)
+	}
+	c, ws = mustParse(t, []string{"--enable-pprof"}, nil)
+	if !c.EnablePprof || len(ws) != 0 {
+		t.Errorf("--enable-pprof: enabled=%v warnings=%q", c.EnablePprof, ws)
 	}
 	c, _ = mustParse(t, []string{"--version"}, nil)
 	if !c.PrintVersion {

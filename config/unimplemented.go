@@ -66,7 +66,6 @@ var unimplementedFlags = []flagSpec{
 	{name: "host-whitelist", kind: kindStrings},
 	{name: "enable-log-rotation", kind: kindBool},
 	{name: "log-rotation-config-json", kind: kindString},
-	{name: "enable-pprof", kind: kindBool},
 	{name: "metrics", kind: kindString},
 	{name: "enable-distributed-tracing", kind: kindBool},
 	{name: "distributed-tracing-address", kind: kindString},

@@ -41,6 +41,7 @@ type fileConfig struct {
 	LogFormat               string   `json:"log-format"`
 	LogOutputs              []string `json:"log-outputs"`
 	StorageEngine           string   `json:"storage-engine"`
+	EnablePprof             bool     `json:"enable-pprof"`
 
 	ClientSecurity         securityConfig `json:"client-transport-security"`
 	PeerSecurity           securityConfig `json:"peer-transport-security"`
@@ -89,7 +90,7 @@ func loadFile(path string) (*Config, []string, error) {
 	c.InitialCluster, c.InitialClusterState, c.InitialClusterToken = fc.InitialCluster, fc.InitialClusterState, fc.InitialClusterToken
 	c.AutoCompactionMode, c.AutoCompactionRetention = fc.AutoCompactionMode, fc.AutoCompactionRetention
 	c.Logger, c.LogLevel, c.LogFormat, c.LogOutputs = fc.Logger, fc.LogLevel, fc.LogFormat, fc.LogOutputs
-	c.StorageEngine = fc.StorageEngine
+	c.StorageEngine, c.EnablePprof = fc.StorageEngine, fc.EnablePprof
 	c.ClientTLS, c.PeerTLS = fc.ClientSecurity.files(), fc.PeerSecurity.files()
 	c.ClientAutoTLS, c.PeerAutoTLS = fc.ClientSecurity.AutoTLS, fc.PeerSecurity.AutoTLS
 	c.SelfSignedCertValidity, c.CipherSuites = fc.SelfSignedCertValidity, fc.CipherSuites

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
+	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -74,6 +76,23 @@ func NewHTTPMux(b Backend, reg *prometheus.Registry, lg *zap.Logger) *http.Serve
 	mux.Handle(PathHealth, HealthHandler(lg, BackendHealthCheck(b, 5*time.Second)))
 	mux.Handle(PathVersion, VersionHandler())
 	return mux
+}
+
+// PathPprof is where --enable-pprof serves Go's runtime profiles, as etcd.
+const PathPprof = "/debug/pprof"
+
+// RegisterPprof adds Go's runtime profiling handlers under PathPprof to mux (etcd's
+// --enable-pprof); named profiles (heap, goroutine, mutex, block, ...) are served by the
+// index handler. Like etcd it samples one mutex event in five unless a rate is set.
+func RegisterPprof(mux *http.ServeMux) {
+	if runtime.SetMutexProfileFraction(-1) == 0 {
+		runtime.SetMutexProfileFraction(5)
+	}
+	mux.HandleFunc(PathPprof+"/", pprof.Index)
+	mux.HandleFunc(PathPprof+"/cmdline", pprof.Cmdline)
+	mux.HandleFunc(PathPprof+"/profile", pprof.Profile)
+	mux.HandleFunc(PathPprof+"/symbol", pprof.Symbol)
+	mux.HandleFunc(PathPprof+"/trace", pprof.Trace)
 }
 
 // MetricsHandler serves the metrics of reg in the Prometheus text format.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -512,5 +513,21 @@ func TestRequireLeaderMetadata(t *testing.T) {
 	s.b.set(func(b *fakeBackend) { b.leader = testMemberID })
 	if _, err := s.cli.Put(clientv3.WithRequireLeader(ctx), "k", "v"); err != nil {
 		t.Errorf("put requiring a leader with one: %v", err)
+	}
+}
+
+func TestPprofServesRuntimeProfiles(t *testing.T) {
+	mux := http.NewServeMux()
+	RegisterPprof(mux)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	if code, body := httpGet(t, srv.URL+PathPprof+"/"); code != 200 || !strings.Contains(body, "goroutine") {
+		t.Errorf("%s/ = %d", PathPprof, code)
+	}
+	if code, body := httpGet(t, srv.URL+PathPprof+"/goroutine?debug=1"); code != 200 || !strings.Contains(body, "goroutine profile:") {
+		t.Errorf("%s/goroutine = %d", PathPprof, code)
+	}
+	if code, _ := httpGet(t, srv.URL+PathPprof+"/cmdline"); code != 200 {
+		t.Errorf("%s/cmdline = %d", PathPprof, code)
 	}
 }

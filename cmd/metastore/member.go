@@ -181,6 +181,10 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 		Registry:        reg,
 	})
 	mux := grpcapi.NewHTTPMux(m.srv, reg, lg)
+	if cfg.EnablePprof {
+		lg.Info("pprof is enabled", zap.String("path", grpcapi.PathPprof))
+		grpcapi.RegisterPprof(mux)
+	}
 	clientLs, clientTLSInfo, err := listenClients(cfg, lg)
 	if err != nil {
 		return nil, err
