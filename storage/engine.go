@@ -38,6 +38,10 @@ type Iterator interface {
 	Last() bool
 	SeekGE(key []byte) bool
 	SeekLT(key []byte) bool
+	// SeekPrefixGE is SeekGE limited to the keys whose prefix (Split) is key's: until
+	// the next First, Last, SeekGE or SeekLT, Next stops at the end of that prefix.
+	// Engines use it to skip data that prefix filters rule out; Prev is not allowed.
+	SeekPrefixGE(key []byte) bool
 	Next() bool
 	Prev() bool
 	Valid() bool

@@ -134,6 +134,45 @@ func appendKeyPrefix(out, k []byte) []byte {
 	return append(out, 0, 1)
 }
 
+// Split returns the length of k's engine prefix: the part that prefix (bloom) filters
+// hash and that Iterator.SeekPrefixGE stays within. A version key's prefix is its
+// KeyPrefix ('K' esc(userkey) 00 01), shared by every version of the user key; any other
+// key, including a 'K' key cut before its 00 01, is its own prefix.
+//
+// Because esc codes are prefix-free, prefixes order keys exactly as bytewise comparison
+// does, the property an engine's prefix extractor needs: a <= b implies
+// prefix(a) <= prefix(b), and prefix(a) < prefix(b) implies a < b.
+func Split(k []byte) int {
+	n, _ := split(k)
+	return n
+}
+
+// split is Split, also reporting whether k's prefix is a whole KeyPrefix.
+func split(k []byte) (n int, keyPrefix bool) {
+	if len(k) == 0 || k[0] != PrefixKey {
+		return len(k), false
+	}
+	for i := 1; i+1 < len(k); i++ {
+		if k[i] == 0 {
+			if k[i+1] == 1 {
+				return i + 2, true
+			}
+			i++ // 00 FF: an escaped zero byte
+		}
+	}
+	return len(k), false
+}
+
+// PrefixSuccessor appends to dst the smallest key after prefix p (Split(p) == len(p))
+// that is itself a whole prefix: what an engine's comparer calls ImmediateSuccessor.
+// For a KeyPrefix it replaces the closing 00 01 with 00 02; any other prefix gets a 0x00.
+func PrefixSuccessor(dst, p []byte) []byte {
+	if n, kp := split(p); kp && n == len(p) {
+		return append(append(dst, p[:len(p)-1]...), 2)
+	}
+	return append(append(dst, p...), 0)
+}
+
 // VersionKey returns the key of the version of user key k written at revision (main, sub).
 func VersionKey(k []byte, main, sub int64) []byte {
 	out := make([]byte, 0, len(k)+3+16)
@@ -166,6 +205,14 @@ func ParseVersionKey(ek []byte) (userKey []byte, main, sub int64, err error) {
 	main = int64(^binary.BigEndian.Uint64(revs[:8]))
 	sub = int64(^binary.BigEndian.Uint64(revs[8:]))
 	return userKey, main, sub, nil
+}
+
+// VersionKeyMain returns the main revision of a version key without decoding its user key.
+func VersionKeyMain(ek []byte) (int64, error) {
+	if len(ek) < 1+2+16 || ek[0] != PrefixKey {
+		return 0, errBadKey
+	}
+	return int64(^binary.BigEndian.Uint64(ek[len(ek)-16:])), nil
 }
 
 // KeyRangeBounds returns engine bounds covering every version of every user key in

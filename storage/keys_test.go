@@ -14,6 +14,9 @@ func TestVersionKeyRoundTrip(t *testing.T) {
 		if err != nil || !bytes.Equal(uk, k) || m != 42 || s != 7 {
 			t.Fatalf("%q: got %q %d %d %v", k, uk, m, s, err)
 		}
+		if main, err := VersionKeyMain(ek); err != nil || main != 42 {
+			t.Fatalf("%q: VersionKeyMain = %d %v", k, main, err)
+		}
 		if !bytes.HasPrefix(ek, KeyPrefix(k)) {
 			t.Fatalf("%q: version key lacks its prefix", k)
 		}
@@ -72,5 +75,67 @@ func TestKeyRangeBounds(t *testing.T) {
 	if bytes.Compare(VersionKey([]byte("a"), 1, 0), lo) < 0 || bytes.Compare(VersionKey([]byte("a"), 1, 0), hi) >= 0 ||
 		bytes.Compare(VersionKey([]byte("a\x00"), 1, 0), hi) < 0 {
 		t.Fatal("single-key bounds wrong")
+	}
+}
+
+// Split must give every version of a user key its KeyPrefix, and satisfy what an engine's
+// prefix extractor relies on for any key at all (version keys, cut ones, other owners'):
+// prefixes order keys as the keys order, and a bare prefix sorts before its extensions.
+func TestSplitIsAnOrderPreservingPrefixExtractor(t *testing.T) {
+	rng := rand.New(rand.NewSource(2))
+	alphabet := []byte{0, 1, 2, 0xFF, 'a', PrefixKey, PrefixMeta}
+	var keys [][]byte
+	for i := 0; i < 400; i++ {
+		uk := make([]byte, rng.Intn(4))
+		for j := range uk {
+			uk[j] = alphabet[rng.Intn(len(alphabet))]
+		}
+		vk := VersionKey(uk, rng.Int63n(5)+1, rng.Int63n(3))
+		if got := vk[:Split(vk)]; !bytes.Equal(got, KeyPrefix(uk)) {
+			t.Fatalf("Split(VersionKey(%q)) = %q, want %q", uk, got, KeyPrefix(uk))
+		}
+		raw := make([]byte, rng.Intn(6))
+		for j := range raw {
+			raw[j] = alphabet[rng.Intn(len(alphabet))]
+		}
+		keys = append(keys, vk, vk[:rng.Intn(len(vk)+1)], raw, append([]byte{PrefixKey}, raw...), RaftLogKey(uint64(i)))
+	}
+	for _, a := range keys {
+		pa := a[:Split(a)]
+		if len(pa) < len(a) && bytes.Compare(pa, a) >= 0 {
+			t.Fatalf("prefix %q of %q does not sort first", pa, a)
+		}
+		if n := Split(pa); n != len(pa) {
+			t.Fatalf("the prefix %q of %q splits again at %d", pa, a, n)
+		}
+		for _, b := range keys {
+			pb := b[:Split(b)]
+			if bytes.Compare(a, b) <= 0 && bytes.Compare(pa, pb) > 0 {
+				t.Fatalf("%q <= %q but prefixes %q > %q", a, b, pa, pb)
+			}
+			if bytes.Compare(pa, pb) < 0 && bytes.Compare(a, b) >= 0 {
+				t.Fatalf("prefixes %q < %q but keys %q >= %q", pa, pb, a, b)
+			}
+		}
+	}
+}
+
+// PrefixSuccessor(p) must be a whole prefix after p with no whole prefix in between:
+// every key between them extends p (and so has p's prefix).
+func TestPrefixSuccessor(t *testing.T) {
+	for _, p := range [][]byte{KeyPrefix([]byte("a")), KeyPrefix([]byte{0}), KeyPrefix(nil), {PrefixKey, 0, 0, 1},
+		{PrefixKey, 'x', 0}, {PrefixKey}, RaftLogKey(7), MetaCurrentRev} {
+		if Split(p) != len(p) {
+			t.Fatalf("%q is not a whole prefix", p)
+		}
+		s := PrefixSuccessor(nil, p)
+		if bytes.Compare(p, s) >= 0 || Split(s) != len(s) {
+			t.Fatalf("PrefixSuccessor(%q) = %q: not a later whole prefix", p, s)
+		}
+		for _, mid := range [][]byte{append(bytes.Clone(p), 0), append(bytes.Clone(p), 0xFF, 0xFF), s[:len(s)-1]} {
+			if bytes.Compare(p, mid) < 0 && bytes.Compare(mid, s) < 0 && Split(mid) == len(mid) {
+				t.Fatalf("%q lies between %q and its successor %q and is a whole prefix", mid, p, s)
+			}
+		}
 	}
 }

@@ -4,6 +4,7 @@
 package enginetest
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math/rand"
@@ -30,6 +31,7 @@ func RunEngineTests(t *testing.T, open Opener) {
 	t.Run("IteratorBoundsSeekPrev", func(t *testing.T) { testIterator(t, fresh(t)) })
 	t.Run("SnapshotIsolation", func(t *testing.T) { testSnapshot(t, fresh(t)) })
 	t.Run("CompactKeepsData", func(t *testing.T) { testCompact(t, fresh(t)) })
+	t.Run("SeekPrefixGE", func(t *testing.T) { testSeekPrefixGE(t, fresh(t)) })
 	t.Run("ReopenPersists", func(t *testing.T) { testReopen(t, open) })
 }
 
@@ -301,4 +303,69 @@ func testReopen(t *testing.T, open Opener) {
 	defer e.Close()
 	expectGet(t, e, "synced", "1")
 	expectGet(t, e, "unsynced", "2")
+}
+
+// testSeekPrefixGE writes versions of user keys in three layers (compacted tables, the
+// memtable, an uncommitted batch) and checks that SeekPrefixGE finds, for every user key
+// and revision, the version a full SeekGE finds, and that Next stops at the key's last
+// version: prefix filters may skip tables but never a version.
+func testSeekPrefixGE(t *testing.T, e storage.Engine) {
+	userKeys := [][]byte{[]byte("a"), []byte("a\x00"), []byte("ab"), {0}, []byte("b"), []byte("never")}
+	write := func(b storage.Batch, rev int64) {
+		for i, k := range userKeys[:len(userKeys)-1] {
+			if (int(rev)+i)%3 != 0 {
+				if err := b.Set(storage.VersionKey(k, rev, 0), []byte(fmt.Sprint(rev))); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	for rev := int64(1); rev <= 6; rev++ {
+		mustCommit(t, e, false, func(b storage.Batch) { write(b, rev) })
+	}
+	if err := e.Compact(nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	for rev := int64(7); rev <= 9; rev++ {
+		mustCommit(t, e, false, func(b storage.Batch) { write(b, rev) })
+	}
+	b := e.NewBatch()
+	defer b.Close()
+	write(b, 10)
+	snap := e.NewSnapshot()
+	defer snap.Close()
+
+	for name, r := range map[string]storage.Reader{"engine": e, "snapshot": snap, "batch": b} {
+		for _, k := range userKeys {
+			prefix := storage.KeyPrefix(k)
+			for rev := int64(0); rev <= 11; rev++ {
+				seek := storage.VersionKey(k, rev, storage.MaxSub)
+				var want []string
+				it, err := r.NewIter(storage.IterOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for ok := it.SeekGE(seek); ok && bytes.HasPrefix(it.Key(), prefix); ok = it.Next() {
+					want = append(want, string(it.Key()))
+				}
+				_ = it.Close()
+
+				var got []string
+				it, err = r.NewIter(storage.IterOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for ok := it.SeekPrefixGE(seek); ok; ok = it.Next() {
+					got = append(got, string(it.Key()))
+				}
+				if err := it.Error(); err != nil {
+					t.Fatal(err)
+				}
+				_ = it.Close()
+				if fmt.Sprintf("%q", got) != fmt.Sprintf("%q", want) {
+					t.Fatalf("%s: SeekPrefixGE(%q at %d) visits %q, want %q", name, k, rev, got, want)
+				}
+			}
+		}
+	}
 }

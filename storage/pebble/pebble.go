@@ -4,6 +4,7 @@
 package pebble
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"go.uber.org/zap"
 
@@ -33,6 +35,29 @@ type Options struct {
 }
 
 const defaultCacheSize = 64 << 20
+
+// comparer orders keys bytewise, as Pebble's default, and splits them with
+// storage.Split so that bloom filters are built over (and SeekPrefixGE stays within)
+// the versions of one user key. Separator and Successor keep keys whole, so every key
+// Pebble compares or splits is one we wrote or sought. Its name is recorded in the
+// database: a data dir written with another comparer does not open.
+var comparer = &pebble.Comparer{
+	Compare:              bytes.Compare,
+	Equal:                bytes.Equal,
+	AbbreviatedKey:       pebble.DefaultComparer.AbbreviatedKey,
+	FormatKey:            pebble.DefaultComparer.FormatKey,
+	Separator:            func(dst, a, _ []byte) []byte { return append(dst, a...) },
+	Successor:            func(dst, a []byte) []byte { return append(dst, a...) },
+	ImmediateSuccessor:   storage.PrefixSuccessor,
+	Split:                storage.Split,
+	ComparePointSuffixes: bytes.Compare,
+	CompareRangeSuffixes: bytes.Compare,
+	Name:                 "metastore.bytewise.split.v1",
+}
+
+// bloomBitsPerKey sizes the per-table bloom filters (about 1% false positives): a
+// point read then touches only the tables that may hold the key.
+const bloomBitsPerKey = 10
 
 // Engine is a storage.Engine backed by one Pebble database.
 type Engine struct {
@@ -61,7 +86,10 @@ func Open(dir string, opts Options) (*Engine, error) {
 		FormatMajorVersion: pebble.FormatNewest,
 		MemTableSize:       opts.MemTableSize,
 		FS:                 opts.FS,
+		Comparer:           comparer,
 	}
+	// Level 0's options are inherited by every other level.
+	po.Levels[0].FilterPolicy = bloom.FilterPolicy(bloomBitsPerKey)
 	db, err := pebble.Open(dir, po)
 	if err != nil {
 		return nil, fmt.Errorf("storage/pebble: open %s: %w", dir, err)
