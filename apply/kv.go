@@ -75,7 +75,7 @@ func execPut(t *mvcc.TxnWrite, p *pb.PutRequest) (*pb.PutResponse, error) {
 			lease = rr.KVs[0].Lease
 		}
 	}
-	prev, err := t.Put(p.Key, val, lease)
+	prev, err := t.Put(p.Key, val, lease, p.PrevKv)
 	if err != nil {
 		return nil, err
 	}

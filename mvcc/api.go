@@ -93,16 +93,32 @@ type Store struct {
 	changed  chan struct{} // closed and replaced whenever finished or err changes
 	closed   bool
 
+	latest *latestCache // writer-only
+
 	wake chan struct{} // capacity 1
 	stop chan struct{}
 	done chan struct{}
 }
 
+// Options tune a Store.
+type Options struct {
+	// LatestCacheKeys is how many recently written keys the writer remembers the newest
+	// version of (see latestCache). 0: DefaultLatestCacheKeys; negative: none.
+	LatestCacheKeys int
+}
+
 // Open loads the store's state (current and compacted revisions) from eng. A fresh
 // engine starts at revision 1, so the first write is revision 2, as in etcd.
-func Open(eng storage.Engine) (*Store, error) {
+func Open(eng storage.Engine) (*Store, error) { return OpenWithOptions(eng, Options{}) }
+
+// OpenWithOptions is Open with options.
+func OpenWithOptions(eng storage.Engine, opts Options) (*Store, error) {
+	if opts.LatestCacheKeys == 0 {
+		opts.LatestCacheKeys = DefaultLatestCacheKeys
+	}
 	s := &Store{
 		eng:     eng,
+		latest:  newLatestCache(opts.LatestCacheKeys),
 		changed: make(chan struct{}),
 		wake:    make(chan struct{}, 1),
 		stop:    make(chan struct{}),
@@ -135,6 +151,7 @@ func (s *Store) Reload() error {
 		return err
 	}
 	s.writeRev, s.writeCompact = rev, scheduled
+	s.latest.reset()
 	s.rev.Store(rev) // before compactRev: see Read
 	s.compactRev.Store(scheduled)
 	s.mu.Lock()

@@ -11,7 +11,7 @@ func fill(b *testing.B, s *Store, n int) {
 	for i := 0; i < n; i += 1000 {
 		txn(b, s, func(w *TxnWrite) {
 			for k := i; k < i+1000 && k < n; k++ {
-				if _, err := w.Put([]byte(fmt.Sprintf("key%06d", k)), val, 0); err != nil {
+				if _, err := w.Put([]byte(fmt.Sprintf("key%06d", k)), val, 0, false); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -117,7 +117,7 @@ func TestCompactionInManyBatchesReclaimsSpace(t *testing.T) {
 		txn(t, s, func(w *TxnWrite) {
 			for k := 0; k < 800; k++ {
 				val[0], val[1] = byte(round), byte(k)
-				if _, err := w.Put([]byte(fmt.Sprintf("key%04d", k)), val, 0); err != nil {
+				if _, err := w.Put([]byte(fmt.Sprintf("key%04d", k)), val, 0, false); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -254,10 +254,10 @@ func TestConcurrentReadersDuringWritesAndCompaction(t *testing.T) {
 	for i := 0; i < writes; i++ {
 		txn(t, s, func(w *TxnWrite) {
 			v := []byte(fmt.Sprint(w.Rev() + 1))
-			if _, err := w.Put([]byte("counter"), v, 0); err != nil {
+			if _, err := w.Put([]byte("counter"), v, 0, false); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := w.Put([]byte(fmt.Sprintf("k%02d", i%50)), v, 0); err != nil {
+			if _, err := w.Put([]byte(fmt.Sprintf("k%02d", i%50)), v, 0, false); err != nil {
 				t.Fatal(err)
 			}
 		})

@@ -33,6 +33,14 @@ type mversion struct {
 
 func newModel() *model { return &model{keys: map[string][]mversion{}, rev: 1} }
 
+func (m *model) clone() *model {
+	c := &model{keys: make(map[string][]mversion, len(m.keys)), rev: m.rev, compact: m.compact}
+	for k, vs := range m.keys {
+		c.keys[k] = append([]mversion(nil), vs...)
+	}
+	return c
+}
+
 // at returns the newest version of k at or below rev, if any.
 func (m *model) at(k string, rev int64) (mversion, bool) {
 	vs := m.keys[k]
@@ -250,15 +258,21 @@ func TestRandomizedAgainstModel(t *testing.T) {
 		seeds, steps = 2, 200
 	}
 	for seed := 1; seed <= seeds; seed++ {
-		t.Run(fmt.Sprintf("seed%d", seed), func(t *testing.T) { runModel(t, int64(seed), steps) })
+		// The writer's cache of newest versions: the default, none, and one so small
+		// that it switches generations all the time.
+		for _, cache := range []int{0, -1, 3} {
+			t.Run(fmt.Sprintf("seed%d/cache%d", seed, cache), func(t *testing.T) {
+				runModel(t, int64(seed), steps, Options{LatestCacheKeys: cache})
+			})
+		}
 	}
 }
 
-func runModel(t *testing.T, seed int64, steps int) {
+func runModel(t *testing.T, seed int64, steps int, opts Options) {
 	rng := rand.New(rand.NewSource(seed))
 	dir := t.TempDir()
 	eng := openEngine(t, dir)
-	s, err := Open(eng)
+	s, err := OpenWithOptions(eng, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -281,11 +295,16 @@ func runModel(t *testing.T, seed int64, steps int) {
 			case op < 6:
 				k, v, lease := randKey(rng), fmt.Sprint(rng.Intn(1000)), int64(rng.Intn(3))
 				log = append(log, fmt.Sprintf("put %q", k))
-				prev, err := w.Put([]byte(k), []byte(v), lease)
+				prevValue := rng.Intn(2) == 0
+				prev, err := w.Put([]byte(k), []byte(v), lease, prevValue)
 				if err != nil {
 					fail("put: %v", err)
 				}
-				if want := mt.put(k, v, lease); kvString(prev) != kvString(want) {
+				want := mt.put(k, v, lease)
+				if want != nil && !prevValue {
+					want.Value = nil // not asked for
+				}
+				if kvString(prev) != kvString(want) {
 					fail("put %q prev = %s, want %s", k, kvString(prev), kvString(want))
 				}
 			case op < 8:
@@ -329,6 +348,18 @@ func runModel(t *testing.T, seed int64, steps int) {
 			}
 			b.Close()
 			s.Committed(w)
+		case op < 45: // txns whose batch is discarded, then Reload (as apply on a fatal error)
+			saved := m.clone()
+			b := eng.NewBatch()
+			for n := 1 + rng.Intn(3); n > 0; n-- {
+				oneTxn(s.Write(b))
+			}
+			b.Close()
+			m = saved
+			log = append(log, "discard")
+			if err := s.Reload(); err != nil {
+				t.Fatal(err)
+			}
 		case op < 50: // several txns sharing one batch, as apply does
 			b := eng.NewBatch()
 			var ws []*TxnWrite
@@ -419,7 +450,7 @@ func runModel(t *testing.T, seed int64, steps int) {
 				t.Fatal(err)
 			}
 			eng = openEngine(t, dir)
-			if s, err = Open(eng); err != nil {
+			if s, err = OpenWithOptions(eng, opts); err != nil {
 				t.Fatal(err)
 			}
 			if s.Rev() != m.rev || s.CompactRev() != m.compact {

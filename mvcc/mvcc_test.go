@@ -55,7 +55,7 @@ func txn(t testing.TB, s *Store, fn func(w *TxnWrite)) {
 func put(t testing.TB, s *Store, k, v string, lease int64) {
 	t.Helper()
 	txn(t, s, func(w *TxnWrite) {
-		if _, err := w.Put([]byte(k), []byte(v), lease); err != nil {
+		if _, err := w.Put([]byte(k), []byte(v), lease, false); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -162,7 +162,7 @@ func TestTxnSharesMainRevision(t *testing.T) {
 			t.Fatalf("range in txn: %v %d %d", err, res.Count, res.Rev)
 		}
 		var perr error
-		prev, perr = w.Put([]byte("a"), []byte("2"), 0)
+		prev, perr = w.Put([]byte("a"), []byte("2"), 0, true)
 		if perr != nil {
 			t.Fatal(perr)
 		}
@@ -195,7 +195,7 @@ func TestTxnSharesMainRevision(t *testing.T) {
 
 func mustPut(t testing.TB, w *TxnWrite, k, v string) {
 	t.Helper()
-	if _, err := w.Put([]byte(k), []byte(v), 0); err != nil {
+	if _, err := w.Put([]byte(k), []byte(v), 0, false); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -31,6 +31,9 @@ func checkRev(rev, cur, compact int64) (int64, error) {
 // <= rev with one SeekGE to VersionKey(k, rev, MaxSub), and after that key jumps to
 // the next user key with one SeekGE to PrefixEnd(KeyPrefix(k)).
 func rangeAt(r storage.Reader, key, end []byte, rev int64, opts RangeOptions) (kvs []*mvccpb.KeyValue, count int, err error) {
+	if len(end) == 0 {
+		return pointAt(r, key, rev, opts)
+	}
 	lower, upper := storage.KeyRangeBounds(key, end)
 	if bytes.Compare(lower, upper) >= 0 {
 		return nil, 0, nil // end <= key: an empty range, as in etcd
@@ -44,11 +47,7 @@ func rangeAt(r storage.Reader, key, end []byte, rev int64, opts RangeOptions) (k
 	var revSuffix [16]byte // the ^main ^sub suffix of VersionKey(_, rev, MaxSub)
 	copy(revSuffix[:], storage.VersionKey(nil, rev, storage.MaxSub)[3:])
 
-	seek := lower
-	if len(end) == 0 {
-		seek = storage.VersionKey(key, rev, storage.MaxSub)
-	}
-	ok := it.SeekGE(seek)
+	ok := it.SeekGE(lower)
 	var target, cur []byte
 	for ok {
 		k := it.Key()
@@ -103,6 +102,41 @@ func rangeAt(r storage.Reader, key, end []byte, rev int64, opts RangeOptions) (k
 	return kvs, count, nil
 }
 
+// pointAt is rangeAt for the single key `key`: one SeekPrefixGE to the newest version at
+// or below rev, which lets the engine skip every table whose prefix filter rules the
+// key out (most of them, for a key written once or never).
+func pointAt(r storage.Reader, key []byte, rev int64, opts RangeOptions) (kvs []*mvccpb.KeyValue, count int, err error) {
+	seek := storage.VersionKey(key, rev, storage.MaxSub)
+	prefix := seek[:len(seek)-16]
+	it, err := r.NewIter(storage.IterOptions{LowerBound: prefix, UpperBound: storage.PrefixEnd(prefix)})
+	if err != nil {
+		return nil, 0, err
+	}
+	defer it.Close()
+	if !it.SeekPrefixGE(seek) {
+		return nil, 0, it.Error()
+	}
+	k, val := it.Key(), it.Value()
+	if !sameUserKey(k, prefix) {
+		return nil, 0, errCorrupt
+	}
+	if isTombstone(val) {
+		return nil, 0, it.Error()
+	}
+	if opts.CountOnly {
+		return nil, 1, it.Error()
+	}
+	v, err := decodeVersion(val)
+	if err != nil {
+		return nil, 0, err
+	}
+	main, err := storage.VersionKeyMain(k)
+	if err != nil {
+		return nil, 0, err
+	}
+	return []*mvccpb.KeyValue{v.kv(bytes.Clone(key), main, opts.KeysOnly)}, 1, it.Error()
+}
+
 // maxSequentialSkip is how many Next steps a range takes over older versions of a key
 // before it seeks to the next key instead (as RocksDB's max_sequential_skip_in_iterations).
 const maxSequentialSkip = 8
@@ -115,9 +149,10 @@ func sameUserKey(k, prefix []byte) bool {
 
 func isTombstone(v []byte) bool { return len(v) > 0 && v[0]&flagTombstone != 0 }
 
-// getAt returns the newest version of key at or below rev if it is live, else nil.
-func getAt(r storage.Reader, key []byte, rev int64) (*mvccpb.KeyValue, error) {
-	kvs, _, err := rangeAt(r, key, nil, rev, RangeOptions{})
+// getAt returns the newest version of key at or below rev if it is live, else nil;
+// keysOnly leaves its value out.
+func getAt(r storage.Reader, key []byte, rev int64, keysOnly bool) (*mvccpb.KeyValue, error) {
+	kvs, _, err := pointAt(r, key, rev, RangeOptions{KeysOnly: keysOnly})
 	if err != nil || len(kvs) == 0 {
 		return nil, err
 	}

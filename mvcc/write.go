@@ -1,6 +1,7 @@
 package mvcc
 
 import (
+	"bytes"
 	"errors"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -45,23 +46,28 @@ func (t *TxnWrite) Rev() int64 {
 	return t.begin
 }
 
-// Put writes key=value with lease, returning the previous live version (nil if none).
-// The new version keeps the previous live version's create_revision and increments its
-// version; after a delete (or for a new key) create_revision is this revision and
-// version is 1.
-func (t *TxnWrite) Put(key, value []byte, lease int64) (prev *mvccpb.KeyValue, err error) {
+// Put writes key=value with lease, returning the previous live version (nil if none);
+// its Value is set only if prevValue is (the rest comes from memory when the writer
+// remembers the key). The new version keeps the previous live version's
+// create_revision and increments its version; after a delete (or for a new key)
+// create_revision is this revision and version is 1.
+func (t *TxnWrite) Put(key, value []byte, lease int64, prevValue bool) (prev *mvccpb.KeyValue, err error) {
 	if t.ended {
 		return nil, errTxnEnded
 	}
 	rev := t.begin + 1
-	prev, err = getAt(t.b, key, rev)
-	if err != nil {
+	if l, ok := t.s.latest.get(key); ok && (!prevValue || l.tombstone) {
+		if !l.tombstone {
+			prev = &mvccpb.KeyValue{Key: bytes.Clone(key), CreateRevision: l.create, ModRevision: l.mod, Version: l.ver, Lease: l.lease}
+		}
+	} else if prev, err = getAt(t.b, key, rev, !prevValue); err != nil {
 		return nil, err
 	}
 	create, ver := rev, int64(1)
 	if prev != nil {
 		create, ver = prev.CreateRevision, prev.Version+1
 	}
+	t.s.latest.set(key, latestVersion{create: create, mod: rev, ver: ver, lease: lease})
 	if err := t.b.Set(storage.VersionKey(key, rev, t.sub), encodeVersion(create, ver, lease, value)); err != nil {
 		return nil, err
 	}
@@ -90,6 +96,7 @@ func (t *TxnWrite) DeleteRange(key, end []byte) (deleted []*mvccpb.KeyValue, err
 		if err := t.b.Set(storage.RevisionKey(rev, t.sub), encodeRevLog(kv.Key, true)); err != nil {
 			return nil, err
 		}
+		t.s.latest.set(kv.Key, latestVersion{mod: rev, tombstone: true})
 		t.sub++
 	}
 	return deleted, nil
