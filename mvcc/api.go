@@ -102,9 +102,10 @@ type Store struct {
 
 // Options tune a Store.
 type Options struct {
-	// LatestCacheKeys is how many recently written keys the writer remembers the newest
-	// version of (see latestCache). 0: DefaultLatestCacheKeys; negative: none.
-	LatestCacheKeys int
+	// LatestCacheWrites is how many writes one generation of the writer's cache of newest
+	// versions takes before the engine is asked to flush (see latestCache). 0:
+	// DefaultLatestCacheWrites; negative: no cache.
+	LatestCacheWrites int
 }
 
 // Open loads the store's state (current and compacted revisions) from eng. A fresh
@@ -113,12 +114,13 @@ func Open(eng storage.Engine) (*Store, error) { return OpenWithOptions(eng, Opti
 
 // OpenWithOptions is Open with options.
 func OpenWithOptions(eng storage.Engine, opts Options) (*Store, error) {
-	if opts.LatestCacheKeys == 0 {
-		opts.LatestCacheKeys = DefaultLatestCacheKeys
+	if opts.LatestCacheWrites == 0 {
+		opts.LatestCacheWrites = DefaultLatestCacheWrites
 	}
+	tr, _ := eng.(storage.TableReader)
 	s := &Store{
 		eng:     eng,
-		latest:  newLatestCache(opts.LatestCacheKeys),
+		latest:  newLatestCache(opts.LatestCacheWrites, tr),
 		changed: make(chan struct{}),
 		wake:    make(chan struct{}, 1),
 		stop:    make(chan struct{}),

@@ -262,7 +262,7 @@ func TestRandomizedAgainstModel(t *testing.T) {
 		// that it switches generations all the time.
 		for _, cache := range []int{0, -1, 3} {
 			t.Run(fmt.Sprintf("seed%d/cache%d", seed, cache), func(t *testing.T) {
-				runModel(t, int64(seed), steps, Options{LatestCacheKeys: cache})
+				runModel(t, int64(seed), steps, Options{LatestCacheWrites: cache})
 			})
 		}
 	}

@@ -56,11 +56,19 @@ func (t *TxnWrite) Put(key, value []byte, lease int64, prevValue bool) (prev *mv
 		return nil, errTxnEnded
 	}
 	rev := t.begin + 1
-	if l, ok := t.s.latest.get(key); ok && (!prevValue || l.tombstone) {
+	l, ok, complete := t.s.latest.get(key)
+	switch {
+	case ok && (!prevValue || l.tombstone):
 		if !l.tombstone {
 			prev = &mvccpb.KeyValue{Key: bytes.Clone(key), CreateRevision: l.create, ModRevision: l.mod, Version: l.ver, Lease: l.lease}
 		}
-	} else if prev, err = getAt(t.b, key, rev, !prevValue); err != nil {
+	case !ok && complete:
+		// Not written since the tables were flushed: only the tables can hold it.
+		prev, err = getAt(tableReader{t.s.latest.tr}, key, rev, !prevValue)
+	default:
+		prev, err = getAt(t.b, key, rev, !prevValue)
+	}
+	if err != nil {
 		return nil, err
 	}
 	create, ver := rev, int64(1)
@@ -128,4 +136,15 @@ func (s *Store) Committed(t *TxnWrite) {
 	if rev := t.begin + 1; rev > s.rev.Load() {
 		s.rev.Store(rev) // only the writer stores
 	}
+	s.latest.committed(t.begin + 1)
 }
+
+// tableReader reads the engine's flushed tables alone (see latestCache).
+type tableReader struct{ tr storage.TableReader }
+
+func (r tableReader) Get([]byte) ([]byte, error) { return nil, errTableGet }
+func (r tableReader) NewIter(o storage.IterOptions) (storage.Iterator, error) {
+	return r.tr.NewTableIter(o)
+}
+
+var errTableGet = errors.New("mvcc: Get on the flushed-tables reader")

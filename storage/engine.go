@@ -72,6 +72,20 @@ type Snapshot interface {
 	Close() error
 }
 
+// TableReader is implemented by engines that keep recent writes in memory tables before
+// flushing them into on-disk tables (LSM engines such as Pebble). A caller that
+// remembers every key it has written since some flush can look any other key up in the
+// flushed tables alone, skipping the memory tables' search.
+type TableReader interface {
+	// NewTableIter is NewIter over the flushed tables alone: writes not yet flushed are
+	// invisible. Its seeks are expected to find nothing, so the engine consults every
+	// prefix filter it has.
+	NewTableIter(opts IterOptions) (Iterator, error)
+	// FlushAsync starts flushing every write committed so far; the channel is closed
+	// once all of them are in flushed tables.
+	FlushAsync() (<-chan struct{}, error)
+}
+
 // Engine is an ordered, durable key-value store.
 type Engine interface {
 	Reader

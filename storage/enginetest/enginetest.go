@@ -32,6 +32,7 @@ func RunEngineTests(t *testing.T, open Opener) {
 	t.Run("SnapshotIsolation", func(t *testing.T) { testSnapshot(t, fresh(t)) })
 	t.Run("CompactKeepsData", func(t *testing.T) { testCompact(t, fresh(t)) })
 	t.Run("SeekPrefixGE", func(t *testing.T) { testSeekPrefixGE(t, fresh(t)) })
+	t.Run("TableReader", func(t *testing.T) { testTableReader(t, fresh(t)) })
 	t.Run("ReopenPersists", func(t *testing.T) { testReopen(t, open) })
 }
 
@@ -368,4 +369,46 @@ func testSeekPrefixGE(t *testing.T, e storage.Engine) {
 			}
 		}
 	}
+}
+
+// testTableReader checks, for engines that implement storage.TableReader, that table
+// iterators see exactly what was committed before a finished FlushAsync.
+func testTableReader(t *testing.T, e storage.Engine) {
+	tr, ok := e.(storage.TableReader)
+	if !ok {
+		t.Skip("the engine has no memory tables to skip")
+	}
+	tableKeys := func() []string {
+		it, err := tr.NewTableIter(storage.IterOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer it.Close()
+		var out []string
+		for ok := it.First(); ok; ok = it.Next() {
+			out = append(out, string(it.Key()))
+		}
+		return out
+	}
+	flush := func() {
+		ch, err := tr.FlushAsync()
+		if err != nil {
+			t.Fatal(err)
+		}
+		<-ch
+	}
+	mustCommit(t, e, false, func(b storage.Batch) { mustSet(t, b, "a", "1") })
+	flush()
+	mustCommit(t, e, false, func(b storage.Batch) { mustSet(t, b, "b", "1") })
+	pending := e.NewBatch() // not committed before the next flush
+	defer pending.Close()
+	mustSet(t, pending, "c", "1")
+	expectKeys(t, tableKeys(), "a")
+	flush()
+	expectKeys(t, tableKeys(), "a", "b")
+	if err := pending.Commit(false); err != nil {
+		t.Fatal(err)
+	}
+	expectKeys(t, tableKeys(), "a", "b")
+	expectKeys(t, keys(t, e, "", ""), "a", "b", "c")
 }

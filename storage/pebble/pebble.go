@@ -116,6 +116,29 @@ func (e *Engine) NewIter(opts storage.IterOptions) (storage.Iterator, error) {
 	return newIter(e.db.NewIter(iterOptions(opts)))
 }
 
+var _ storage.TableReader = (*Engine)(nil)
+
+// NewTableIter implements storage.TableReader: an iterator that skips the memtables
+// (OnlyReadGuaranteedDurable) and reads the bloom filters of L6 too (UseL6Filters),
+// which Pebble otherwise skips on the assumption that a seek there finds its key.
+func (e *Engine) NewTableIter(opts storage.IterOptions) (storage.Iterator, error) {
+	if e.closed.Load() {
+		return nil, storage.ErrClosed
+	}
+	o := iterOptions(opts)
+	o.OnlyReadGuaranteedDurable, o.UseL6Filters = true, true
+	return newIter(e.db.NewIter(o))
+}
+
+// FlushAsync implements storage.TableReader: it rotates the memtable now and returns
+// the channel Pebble closes when that memtable (and so every older one) is flushed.
+func (e *Engine) FlushAsync() (<-chan struct{}, error) {
+	if e.closed.Load() {
+		return nil, storage.ErrClosed
+	}
+	return e.db.AsyncFlush()
+}
+
 // NewBatch returns an indexed batch: reads through it see its own writes.
 func (e *Engine) NewBatch() storage.Batch {
 	return &batch{b: e.db.NewIndexedBatch()}
