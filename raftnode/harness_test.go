@@ -126,6 +126,12 @@ func (m *member) applyLoop(n *Node, done chan struct{}) {
 		}
 		b := m.eng.NewBatch()
 		for _, e := range ap.Entries {
+			// Every delivered entry is already durable in this member's log.
+			if last, _ := n.st.LastIndex(); e.GetIndex() > last {
+				m.t.Errorf("member %d: entry %d delivered before it is in the log (last %d)", m.id, e.GetIndex(), last)
+			} else if term, err := n.st.Term(e.GetIndex()); err == nil && term != e.GetTerm() {
+				m.t.Errorf("member %d: entry %d delivered with term %d, the log has %d", m.id, e.GetIndex(), e.GetTerm(), term)
+			}
 			m.mu.Lock()
 			m.delivered[e.GetIndex()]++
 			if e.GetIndex() != m.applied+1 {

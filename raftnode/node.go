@@ -13,9 +13,13 @@
 //     engine batch, synced when raft requires it (raftlog.Storage.Append). Nothing of
 //     this Ready leaves the node BEFORE that returns. A storage error stops the node
 //     (Done is closed, Err says why): raft cannot continue on a log it failed to write.
-//  2. HAND OVER rd.Snapshot and rd.CommittedEntries, in raft's order, as one Apply on
-//     the Apply channel. They are therefore durable in the log BEFORE the server sees
-//     them. The channel is buffered; the loop blocks only when the server is far behind.
+//  2. HAND OVER rd.Snapshot and rd.CommittedEntries, in raft's order, on the Apply
+//     channel: every entry is durable in this member's log BEFORE the server sees it.
+//     The committed entries that an earlier Ready already made durable (and this one
+//     does not replace) are handed over before step 1, so that applying them overlaps
+//     the fsync, as etcd does (for a leader that is all of them); the rest, and a
+//     snapshot, after it. The channel is buffered; the loop blocks only when the
+//     server is far behind.
 //  3. SEND rd.Messages through the Transport, only AFTER step 1. The one exception
 //     (Config.LeaderSendsBeforePersist, Raft thesis 10.2.1, as etcd does): a leader
 //     whose Ready does not change the persisted term or vote sends BEFORE step 1, so
@@ -294,22 +298,18 @@ func (n *Node) handleReady(rd raft.Ready) error {
 		sent = true
 	}
 
-	// 1. Persist.
-	if err := n.st.Append(rd.HardState, rd.Entries, rd.Snapshot); err != nil {
-		return fmt.Errorf("raftnode: persisting ready: %w", err)
+	// 1. Committed entries that this member's log already holds durably (appended by an
+	// earlier Ready and not replaced by this one) go to the state machine first, so that
+	// applying them overlaps this Ready's fsync, as etcd does; the others after it.
+	var early, late Apply
+	durable, _ := n.st.LastIndex()
+	if len(rd.Entries) > 0 {
+		durable = min(durable, rd.Entries[0].GetIndex()-1)
 	}
-	if !raft.IsEmptyHardState(rd.HardState) {
-		n.term.Store(rd.HardState.GetTerm())
-		n.committed.Store(rd.HardState.GetCommit())
-	}
-
-	// 2. Hand over to the state machine.
-	var ap Apply
 	if !raft.IsEmptySnap(rd.Snapshot) {
-		ap.Snapshot = rd.Snapshot
-		ap.SnapshotPath = string(rd.Snapshot.GetData())
-		n.lg.Info("received snapshot persisted", zap.Uint64("index", rd.Snapshot.GetMetadata().GetIndex()),
-			zap.String("path", ap.SnapshotPath))
+		durable = 0 // the snapshot is installed first, and it is not on disk yet
+		late.Snapshot = rd.Snapshot
+		late.SnapshotPath = string(rd.Snapshot.GetData())
 	}
 	var confIndex uint64
 	for _, e := range rd.CommittedEntries {
@@ -322,17 +322,33 @@ func (n *Node) handleReady(rd raft.Ready) error {
 			}
 			continue
 		}
-		ap.Entries = append(ap.Entries, e)
+		if e.GetIndex() <= durable && len(late.Entries) == 0 {
+			early.Entries = append(early.Entries, e)
+		} else {
+			late.Entries = append(late.Entries, e)
+		}
 		if isConf {
 			confIndex = e.GetIndex()
 		}
 	}
-	if ap.Snapshot != nil || len(ap.Entries) > 0 {
-		select {
-		case n.applyc <- ap:
-		case <-n.stopc:
-			return ErrStopped
-		}
+	if err := n.handOver(early); err != nil {
+		return err
+	}
+
+	// 2. Persist.
+	if err := n.st.Append(rd.HardState, rd.Entries, rd.Snapshot); err != nil {
+		return fmt.Errorf("raftnode: persisting ready: %w", err)
+	}
+	if !raft.IsEmptyHardState(rd.HardState) {
+		n.term.Store(rd.HardState.GetTerm())
+		n.committed.Store(rd.HardState.GetCommit())
+	}
+	if late.Snapshot != nil {
+		n.lg.Info("received snapshot persisted", zap.Uint64("index", rd.Snapshot.GetMetadata().GetIndex()),
+			zap.String("path", late.SnapshotPath))
+	}
+	if err := n.handOver(late); err != nil {
+		return err
 	}
 
 	// 3. Send.
@@ -352,6 +368,19 @@ func (n *Node) handleReady(rd raft.Ready) error {
 	// 4. Advance.
 	n.rn.Advance()
 	return nil
+}
+
+// handOver passes ap to the state machine, if it holds anything.
+func (n *Node) handOver(ap Apply) error {
+	if ap.Snapshot == nil && len(ap.Entries) == 0 {
+		return nil
+	}
+	select {
+	case n.applyc <- ap:
+		return nil
+	case <-n.stopc:
+		return ErrStopped
+	}
 }
 
 // hardStateChanges tells whether hs changes the persisted term or vote (a commit
