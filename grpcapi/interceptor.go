@@ -18,12 +18,10 @@ import (
 
 // requiresLeader reports whether the caller asked, with etcd's "hasleader" metadata,
 // to be refused when the member has no leader.
+// ValueFromIncomingContext copies only this key's values, not the whole metadata map as
+// FromIncomingContext does: this runs for every request.
 func requiresLeader(ctx context.Context) bool {
-	md, ok := metadata.FromIncomingContext(ctx)
-	if !ok {
-		return false
-	}
-	ks := md[rpctypes.MetadataRequireLeaderKey]
+	ks := metadata.ValueFromIncomingContext(ctx, rpctypes.MetadataRequireLeaderKey)
 	return len(ks) > 0 && ks[0] == rpctypes.MetadataHasLeader
 }
 
