@@ -134,6 +134,12 @@ func Open(eng storage.Engine, opts Options) (*Storage, error) {
 		return nil, fmt.Errorf("%w: log [%d, %d] ends before snapshot %d",
 			ErrCorrupt, s.dummyIndex, s.last, s.snap.GetMetadata().GetIndex())
 	}
+	// The stored commit index may lag (Append does not write a change of it alone), but
+	// raft needs it at least at the log's start: everything up to the snapshot and the
+	// compacted prefix was applied, so committed.
+	if c := max(s.dummyIndex, s.snap.GetMetadata().GetIndex()); s.hs.GetCommit() < c && !raft.IsEmptyHardState(s.hs) {
+		s.hs.Commit = proto.Uint64(c)
+	}
 	s.cacheFirst = s.last + 1
 	opts.Logger.Info("opened raft log", zap.Uint64("first-index", s.dummyIndex+1), zap.Uint64("last-index", s.last),
 		zap.Uint64("snapshot-index", s.snap.GetMetadata().GetIndex()), zap.Uint64("term", s.hs.GetTerm()),

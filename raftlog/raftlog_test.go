@@ -183,6 +183,54 @@ func TestSnapshotAndCompact(t *testing.T) {
 	}
 }
 
+// A hard state that only moves the commit index is not written alone; after a reopen
+// the stored commit is never below the log's start (raft panics on that), and a commit
+// written along with entries survives.
+func TestCommitOnlyHardStateIsNotWritten(t *testing.T) {
+	dir := t.TempDir()
+	eng := openEngine(t, dir)
+	s, _ := Open(eng, Options{})
+	if err := s.Append(hs(2, 1, 3), ents(1, 10, 2), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Append(hs(2, 1, 10), nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if h := s.HardState(); h.GetCommit() != 10 {
+		t.Fatalf("in-memory commit = %d, want 10", h.GetCommit())
+	}
+	eng.Close()
+	s, _ = Open(openEngine(t, dir), Options{})
+	if h := s.HardState(); h.GetCommit() != 3 || h.GetTerm() != 2 || h.GetVote() != 1 {
+		t.Fatalf("hard state after reopen = %v, want the last one written with entries (commit 3)", h)
+	}
+
+	// The state machine applied up to 8; the log is cut there.
+	if err := s.Append(hs(2, 1, 9), nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateSnapshot(8, &raftpb.ConfState{Voters: []uint64{1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Compact(7); err != nil {
+		t.Fatal(err)
+	}
+	s.eng.Close()
+	s, _ = Open(openEngine(t, dir), Options{})
+	if h := s.HardState(); h.GetCommit() != 8 {
+		t.Fatalf("commit after reopen = %d, want it raised to the snapshot index 8", h.GetCommit())
+	}
+	// raft accepts that state.
+	rn, err := raft.NewRawNode(&raft.Config{ID: 1, ElectionTick: 10, HeartbeatTick: 1, Storage: s, Applied: 8,
+		MaxSizePerMsg: 1 << 20, MaxInflightMsgs: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := rn.Status(); st.GetCommit() != 8 || st.Applied != 8 {
+		t.Fatalf("raft restarted at commit %d applied %d", st.GetCommit(), st.Applied)
+	}
+}
+
 // Entries honours maxSize but always returns at least one entry.
 func TestEntriesMaxSize(t *testing.T) {
 	s, _ := Open(openEngine(t, t.TempDir()), Options{CacheEntries: 3})

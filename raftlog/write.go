@@ -15,7 +15,8 @@ import (
 // then the hard state, in ONE engine batch. The batch is committed with sync=true
 // whenever raft requires durability (new entries, a snapshot, a new term or vote), so
 // when Append returns nil the Ready's messages may be sent. A hard state that only
-// moves the commit index is written without fsync, as raft allows (Ready.MustSync).
+// moves the commit index is written without fsync with the Ready's entries, and not at
+// all when there are none (see Open).
 //
 // A non-empty snap is the metadata of a received snapshot; its Data may carry the path
 // of the file holding the state (see SnapshotFile). Applying it drops the whole log.
@@ -91,14 +92,23 @@ func (s *Storage) Append(hs *raftpb.HardState, ents []*raftpb.Entry, snap *raftp
 	newHS := s.hs
 	if !raft.IsEmptyHardState(hs) && !hardStateEqual(hs, s.hs) {
 		newHS = proto.Clone(hs).(*raftpb.HardState)
-		if err := setProto(b, storage.RaftHardStateKey, newHS); err != nil {
-			return err
-		}
 		if hs.GetTerm() != s.hs.GetTerm() || hs.GetVote() != s.hs.GetVote() {
 			mustSync = true
 		}
+		// A hard state that only moves the commit index is not written on its own: the
+		// commit index needs no durability (Open raises a stale one to the log's
+		// start, which is committed, and raft learns the rest again), and skipping it
+		// saves an engine write per Ready that commits without appending.
+		if b.Count() > 0 || mustSync {
+			if err := setProto(b, storage.RaftHardStateKey, newHS); err != nil {
+				return err
+			}
+		}
 	}
 	if b.Count() == 0 {
+		s.mu.Lock()
+		s.hs = newHS
+		s.mu.Unlock()
 		return nil
 	}
 	if err := b.Commit(mustSync); err != nil {
