@@ -110,20 +110,17 @@ func (t *TxnWrite) DeleteRange(key, end []byte) (deleted []*mvccpb.KeyValue, err
 	return deleted, nil
 }
 
-// End finishes the transaction: it writes the revision bookkeeping into the batch.
-// After the caller has committed the batch it must call Store.Committed(t).
+// End finishes the transaction. Nothing more goes into the batch: the revision is
+// recorded by the transaction's revision-log entries (see lastRevision). After the
+// caller has committed the batch it must call Store.Committed(t).
 func (t *TxnWrite) End() error {
 	if t.ended {
 		return errTxnEnded
 	}
 	t.ended = true
-	if t.sub == 0 {
-		return nil
+	if t.sub > 0 {
+		t.s.writeRev = t.begin + 1
 	}
-	if err := t.b.Set(storage.MetaCurrentRev, int64Value(t.begin+1)); err != nil {
-		return err
-	}
-	t.s.writeRev = t.begin + 1
 	return nil
 }
 

@@ -68,7 +68,6 @@ var (
 	MetaAppliedIndex     = MetaKey("applied_index")     // uint64 BE
 	MetaAppliedTerm      = MetaKey("applied_term")      // uint64 BE
 	MetaConfState        = MetaKey("conf_state")        // raftpb.ConfState, protobuf
-	MetaCurrentRev       = MetaKey("current_rev")       // int64 BE: the store's revision
 	MetaCompactScheduled = MetaKey("compact_scheduled") // int64 BE: logical compaction revision
 	MetaCompactFinished  = MetaKey("compact_finished")  // int64 BE: physically finished
 	MetaMembers          = MetaKey("members")           // membership, owned by membership/apply

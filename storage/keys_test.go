@@ -124,7 +124,7 @@ func TestSplitIsAnOrderPreservingPrefixExtractor(t *testing.T) {
 // every key between them extends p (and so has p's prefix).
 func TestPrefixSuccessor(t *testing.T) {
 	for _, p := range [][]byte{KeyPrefix([]byte("a")), KeyPrefix([]byte{0}), KeyPrefix(nil), {PrefixKey, 0, 0, 1},
-		{PrefixKey, 'x', 0}, {PrefixKey}, RaftLogKey(7), MetaCurrentRev} {
+		{PrefixKey, 'x', 0}, {PrefixKey}, RaftLogKey(7), MetaAppliedIndex} {
 		if Split(p) != len(p) {
 			t.Fatalf("%q is not a whole prefix", p)
 		}
