@@ -9,12 +9,13 @@ import "github.com/metastore/metastore/storage"
 // It is also complete for a window of time, when the engine is a storage.TableReader:
 // the writer's keys are kept in generations of about genWrites writes; when one is full
 // and its writes are committed, the cache asks the engine to flush (FlushAsync) and
-// starts the next. Once a flush
-// started at or after the last reset has finished, every key written since the oldest
-// unfinished flush is in a generation, so a key that is not is not in any memory table
-// either: its newest version, if any, is in the flushed tables, and a miss reads only
-// those (TableReader.NewTableIter), skipping the memory tables' search, which is the bulk
-// of a lookup for a key written for the first time.
+// starts the next. Once a flush started at or after the last reset has finished, every
+// key written since the oldest unfinished flush is in a generation, so a key that is not
+// is not in any memory table either: its newest version, if any, is in the flushed
+// tables, and a miss reads only those (TableReader.NewTableIter), skipping the memory
+// tables' search, which is the bulk of a lookup for a key written for the first time.
+// The compactor's deletions, which sit in the memory tables, never remove a newest
+// version, so reading the tables without them finds the same newest version.
 //
 // Memory is bounded: generations whose flush has finished are dropped but the newest of
 // them, kept as a plain (incomplete) cache; the unfinished ones are bounded by the
