@@ -64,7 +64,7 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 			m.close(context.Background())
 		}
 	}()
-	eng, err := pebble.Open(filepath.Join(cfg.DataDir, "db"), pebble.Options{WALDir: cfg.WALDir, Logger: lg, MemTableSize: 32 << 20})
+	eng, err := pebble.Open(filepath.Join(cfg.DataDir, "db"), pebble.Options{WALDir: cfg.WALDir, Logger: lg, MemTableSize: 16 << 20})
 	if err != nil {
 		return nil, fmt.Errorf("open storage: %w", err)
 	}
