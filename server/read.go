@@ -76,13 +76,16 @@ func (s *Server) linearizableReadLoop() {
 }
 
 // requestReadIndex asks raft for the current commit index, confirmed by a quorum, and
-// retries while the request is lost (for example across a leader change).
+// retries while the request is lost (for example across a leader change): every half
+// election timeout, and at once when a leader is elected (raft holds a new leader's
+// answer until it has committed an entry of its term).
 func (s *Server) requestReadIndex(seq uint64) (uint64, error) {
 	rctx := binary.BigEndian.AppendUint64(nil, seq)
 	timeout := time.NewTimer(s.reqTimeout())
 	defer timeout.Stop()
 	retry := time.NewTicker(s.cfg.ElectionTimeout / 2)
 	defer retry.Stop()
+	leaderChanged := s.node.LeaderChanged()
 	send := func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ElectionTimeout)
 		defer cancel()
@@ -99,6 +102,14 @@ func (s *Server) requestReadIndex(seq uint64) (uint64, error) {
 			}
 			// A stale answer to an earlier round that timed out: ignore it.
 		case <-retry.C:
+			if err := send(); err != nil {
+				s.lg.Debug("read index request failed", zap.Error(err))
+			}
+		case <-leaderChanged:
+			leaderChanged = s.node.LeaderChanged()
+			if s.node.Leader() == 0 {
+				continue
+			}
 			if err := send(); err != nil {
 				s.lg.Debug("read index request failed", zap.Error(err))
 			}
