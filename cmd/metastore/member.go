@@ -139,6 +139,14 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 		return nil, err
 	}
 	m.tr.SetRaft(m.node)
+	if len(cl.Members) == 1 {
+		ticks := cfg.ElectionTicks() - 1
+		lg.Info("started as single-node; fast-forwarding election ticks",
+			zap.String("local-member-id", membership.IDString(selfID)), zap.Int("forward-ticks", ticks),
+			zap.Duration("forward-duration", time.Duration(ticks)*cfg.HeartbeatInterval),
+			zap.Int("election-ticks", cfg.ElectionTicks()), zap.Duration("election-timeout", cfg.ElectionTimeout))
+		m.node.AdvanceTicks(ticks)
+	}
 
 	m.srv = server.New(server.Config{
 		Logger:            lg,
