@@ -32,7 +32,7 @@ func checkRev(rev, cur, compact int64) (int64, error) {
 // the next user key with one SeekGE to PrefixEnd(KeyPrefix(k)).
 func rangeAt(r storage.Reader, key, end []byte, rev int64, opts RangeOptions) (kvs []*mvccpb.KeyValue, count int, err error) {
 	if len(end) == 0 {
-		return pointAt(r, key, rev, opts)
+		return pointAt(r.NewIter, key, rev, opts)
 	}
 	lower, upper := storage.KeyRangeBounds(key, end)
 	if bytes.Compare(lower, upper) >= 0 {
@@ -104,11 +104,12 @@ func rangeAt(r storage.Reader, key, end []byte, rev int64, opts RangeOptions) (k
 
 // pointAt is rangeAt for the single key `key`: one SeekPrefixGE to the newest version at
 // or below rev, which lets the engine skip every table whose prefix filter rules the
-// key out (most of them, for a key written once or never).
-func pointAt(r storage.Reader, key []byte, rev int64, opts RangeOptions) (kvs []*mvccpb.KeyValue, count int, err error) {
+// key out (most of them, for a key written once or never). newIter opens the iterator:
+// a Reader's NewIter, or a TableReader's NewTableIter.
+func pointAt(newIter func(storage.IterOptions) (storage.Iterator, error), key []byte, rev int64, opts RangeOptions) (kvs []*mvccpb.KeyValue, count int, err error) {
 	seek := storage.VersionKey(key, rev, storage.MaxSub)
 	prefix := seek[:len(seek)-16]
-	it, err := r.NewIter(storage.IterOptions{LowerBound: prefix, UpperBound: storage.PrefixEnd(prefix)})
+	it, err := newIter(storage.IterOptions{LowerBound: prefix, UpperBound: storage.PrefixEnd(prefix)})
 	if err != nil {
 		return nil, 0, err
 	}
@@ -151,8 +152,8 @@ func isTombstone(v []byte) bool { return len(v) > 0 && v[0]&flagTombstone != 0 }
 
 // getAt returns the newest version of key at or below rev if it is live, else nil;
 // keysOnly leaves its value out.
-func getAt(r storage.Reader, key []byte, rev int64, keysOnly bool) (*mvccpb.KeyValue, error) {
-	kvs, _, err := pointAt(r, key, rev, RangeOptions{KeysOnly: keysOnly})
+func getAt(newIter func(storage.IterOptions) (storage.Iterator, error), key []byte, rev int64, keysOnly bool) (*mvccpb.KeyValue, error) {
+	kvs, _, err := pointAt(newIter, key, rev, RangeOptions{KeysOnly: keysOnly})
 	if err != nil || len(kvs) == 0 {
 		return nil, err
 	}

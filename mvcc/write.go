@@ -64,9 +64,9 @@ func (t *TxnWrite) Put(key, value []byte, lease int64, prevValue bool) (prev *mv
 		}
 	case !ok && complete:
 		// Not written since the tables were flushed: only the tables can hold it.
-		prev, err = getAt(tableReader{t.s.latest.tr}, key, rev, !prevValue)
+		prev, err = getAt(t.s.latest.tr.NewTableIter, key, rev, !prevValue)
 	default:
-		prev, err = getAt(t.b, key, rev, !prevValue)
+		prev, err = getAt(t.b.NewIter, key, rev, !prevValue)
 	}
 	if err != nil {
 		return nil, err
@@ -135,13 +135,3 @@ func (s *Store) Committed(t *TxnWrite) {
 	}
 	s.latest.committed(t.begin + 1)
 }
-
-// tableReader reads the engine's flushed tables alone (see latestCache).
-type tableReader struct{ tr storage.TableReader }
-
-func (r tableReader) Get([]byte) ([]byte, error) { return nil, errTableGet }
-func (r tableReader) NewIter(o storage.IterOptions) (storage.Iterator, error) {
-	return r.tr.NewTableIter(o)
-}
-
-var errTableGet = errors.New("mvcc: Get on the flushed-tables reader")

@@ -86,14 +86,14 @@ func (s *Server) requestReadIndex(seq uint64) (uint64, error) {
 	retry := time.NewTicker(s.cfg.ElectionTimeout / 2)
 	defer retry.Stop()
 	leaderChanged := s.node.LeaderChanged()
-	send := func() error {
+	send := func() {
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ElectionTimeout)
 		defer cancel()
-		return s.node.ReadIndex(ctx, rctx)
+		if err := s.node.ReadIndex(ctx, rctx); err != nil {
+			s.lg.Debug("read index request failed", zap.Error(err))
+		}
 	}
-	if err := send(); err != nil {
-		s.lg.Debug("read index request failed", zap.Error(err))
-	}
+	send()
 	for {
 		select {
 		case rs := <-s.node.ReadStates():
@@ -102,16 +102,11 @@ func (s *Server) requestReadIndex(seq uint64) (uint64, error) {
 			}
 			// A stale answer to an earlier round that timed out: ignore it.
 		case <-retry.C:
-			if err := send(); err != nil {
-				s.lg.Debug("read index request failed", zap.Error(err))
-			}
+			send()
 		case <-leaderChanged:
 			leaderChanged = s.node.LeaderChanged()
-			if s.node.Leader() == 0 {
-				continue
-			}
-			if err := send(); err != nil {
-				s.lg.Debug("read index request failed", zap.Error(err))
+			if s.node.Leader() != 0 {
+				send()
 			}
 		case <-timeout.C:
 			return 0, ErrTimeout
