@@ -132,7 +132,9 @@ func (s *Storage) Append(hs *raftpb.HardState, ents []*raftpb.Entry, snap *raftp
 		for _, e := range s.cache[keep:] {
 			s.cacheBytes -= proto.Size(e)
 		}
-		s.cache = append(s.cache[:keep:keep], ents...)
+		// Appending in place is safe: Entries copies what it returns, so nobody else
+		// holds this backing array (capping it here copied the whole cache every Ready).
+		s.cache = append(s.cache[:keep], ents...)
 		for _, e := range ents {
 			s.cacheBytes += proto.Size(e)
 		}
