@@ -38,22 +38,10 @@ func Secure(u url.URL) bool { return u.Scheme == "https" || u.Scheme == "unixs" 
 // Empty when the client port has no certificate. It warns, as etcd does, about
 // certificates given for http:// or unix:// URLs, where they are not used.
 func ClientInfo(cfg *config.Config, lg *zap.Logger) (*transport.TLSInfo, error) {
-	info := fromFiles(cfg.ClientTLS, lg)
-	if cfg.ClientAutoTLS {
-		if !info.Empty() {
-			lg.Warn("ignoring client auto TLS since certs given")
-		} else {
-			hosts := make([]string, 0, len(cfg.ListenClientURLs))
-			for _, u := range cfg.ListenClientURLs {
-				hosts = append(hosts, u.Host)
-			}
-			var err error
-			if info, err = selfCert(cfg, lg, "client", hosts); err != nil {
-				return nil, err
-			}
-		}
+	info, err := withAutoTLS(fromFiles(cfg.ClientTLS, lg), cfg, lg, cfg.ClientAutoTLS, "client", cfg.ListenClientURLs)
+	if err != nil {
+		return nil, err
 	}
-	setCommon(info, cfg)
 	for _, u := range cfg.ListenClientURLs {
 		if Secure(u) {
 			continue
@@ -71,27 +59,37 @@ func ClientInfo(cfg *config.Config, lg *zap.Logger) (*transport.TLSInfo, error) 
 	return info, nil
 }
 
-// PeerInfo returns the TLS settings of the peer port and of the connections this
-// member opens to its peers, as etcd's configurePeerListeners computes them (with
-// --peer-auto-tls: <data-dir>/fixtures/peer). It warns about certificates given for
-// http:// peer URLs.
-func PeerInfo(cfg *config.Config, lg *zap.Logger) (*transport.TLSInfo, error) {
-	info := fromFiles(cfg.PeerTLS, lg)
-	if cfg.PeerAutoTLS {
+// withAutoTLS applies --auto-tls or --peer-auto-tls (auto) for one port (which is "client"
+// or "peer"): ignored with a warning when certificate files are given, else a
+// self-signed certificate for the listen hosts. Then the cipher suites and TLS versions.
+func withAutoTLS(info *transport.TLSInfo, cfg *config.Config, lg *zap.Logger, auto bool, which string, listen []url.URL) (*transport.TLSInfo, error) {
+	if auto {
 		if !info.Empty() {
-			lg.Warn("ignoring peer auto TLS since certs given")
+			lg.Warn("ignoring " + which + " auto TLS since certs given")
 		} else {
-			hosts := make([]string, 0, len(cfg.ListenPeerURLs))
-			for _, u := range cfg.ListenPeerURLs {
+			hosts := make([]string, 0, len(listen))
+			for _, u := range listen {
 				hosts = append(hosts, u.Host)
 			}
 			var err error
-			if info, err = selfCert(cfg, lg, "peer", hosts); err != nil {
+			if info, err = selfCert(cfg, lg, which, hosts); err != nil {
 				return nil, err
 			}
 		}
 	}
 	setCommon(info, cfg)
+	return info, nil
+}
+
+// PeerInfo returns the TLS settings of the peer port and of the connections this
+// member opens to its peers, as etcd's configurePeerListeners computes them (with
+// --peer-auto-tls: <data-dir>/fixtures/peer). It warns about certificates given for
+// http:// peer URLs.
+func PeerInfo(cfg *config.Config, lg *zap.Logger) (*transport.TLSInfo, error) {
+	info, err := withAutoTLS(fromFiles(cfg.PeerTLS, lg), cfg, lg, cfg.PeerAutoTLS, "peer", cfg.ListenPeerURLs)
+	if err != nil {
+		return nil, err
+	}
 	if !info.Empty() {
 		lg.Info("starting with peer TLS", zap.String("tls-info", info.String()), zap.Strings("cipher-suites", cfg.CipherSuites))
 	}
