@@ -2,29 +2,69 @@ package raftnode
 
 import (
 	"context"
-	"errors"
+	"time"
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 )
 
-// Propose proposes data for the log. It returns when raft has accepted the proposal
-// locally (not when it commits); the caller waits for the entry on Apply. It blocks
-// while there is no leader, until ctx is done. A proposal may be lost without error.
+// Propose proposes data for the log and waits until raft has taken the proposal (not
+// until it commits: the caller waits for the entry on Apply). While there is no leader
+// the proposal waits, until ctx is done. A proposal may still be lost without error.
 func (n *Node) Propose(ctx context.Context, data []byte) error {
-	return mapErr(n.rn.Propose(ctx, data))
+	errc := make(chan error, 1)
+	n.ProposeAsync(ctx, data, func(err error) { errc <- err })
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-n.donec:
+		return ErrStopped
+	}
+}
+
+// ProposeAsync queues data for the log and returns at once. The loop gives it to raft
+// with the other proposals queued meanwhile, as soon as there is a leader; done, if
+// not nil, is then called on the loop goroutine (it must not block) with raft's
+// answer: nil, or raft.ErrProposalDropped. If ctx ends first, done gets ctx's error;
+// if the node stops, ErrStopped.
+func (n *Node) ProposeAsync(ctx context.Context, data []byte, done func(error)) {
+	p := proposal{ents: []*raftpb.Entry{{Data: data}}, ctx: ctx, done: done}
+	if !n.in.addProposal(p) {
+		p.finish(ErrStopped)
+	}
 }
 
 // ProposeConfChange proposes a membership change (*raftpb.ConfChange or
 // *raftpb.ConfChangeV2). It is dropped if another change is pending.
 func (n *Node) ProposeConfChange(ctx context.Context, cc raftpb.ConfChangeI) error {
-	return mapErr(n.rn.ProposeConfChange(ctx, cc))
+	typ, data, err := raftpb.MarshalConfChange(cc)
+	if err != nil {
+		return err
+	}
+	errc := make(chan error, 1)
+	p := proposal{ents: []*raftpb.Entry{{Type: typ.Enum(), Data: data}}, ctx: ctx, done: func(err error) { errc <- err }}
+	if !n.in.addProposal(p) {
+		return ErrStopped
+	}
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-n.donec:
+		return ErrStopped
+	}
 }
 
 // ReadIndex asks for a linearizable read point; the answer arrives on ReadStates with
 // the same rctx. It may be lost without error: retry after a timeout.
-func (n *Node) ReadIndex(ctx context.Context, rctx []byte) error {
-	return mapErr(n.rn.ReadIndex(ctx, rctx))
+func (n *Node) ReadIndex(_ context.Context, rctx []byte) error {
+	if !n.in.addCall(func() { n.rn.ReadIndex(rctx) }) {
+		return ErrStopped
+	}
+	return nil
 }
 
 // ReadStates delivers answers to ReadIndex. Answers are dropped when nobody reads.
@@ -53,48 +93,71 @@ func (n *Node) Applied(index uint64) {
 // resulting configuration, which the state machine must store (storage.MetaConfState).
 // It returns nil if the node stopped meanwhile: do not commit the entry then.
 func (n *Node) ApplyConfChange(cc raftpb.ConfChangeI) *raftpb.ConfState {
-	return n.rn.ApplyConfChange(cc)
+	var cs *raftpb.ConfState
+	if !n.call(func() { cs = n.applyConfChange(cc) }) {
+		return nil
+	}
+	return cs
 }
 
-// Step hands a message from a peer to raft.
-func (n *Node) Step(ctx context.Context, m *raftpb.Message) error {
-	return mapErr(n.rn.Step(ctx, m))
+// Step hands a message from a peer to raft. It does not wait for raft to take it. A
+// forwarded proposal (MsgProp) waits in the inbox for a leader for at most
+// ForwardTimeout; other messages are stepped on the loop's next turn.
+func (n *Node) Step(_ context.Context, m *raftpb.Message) error {
+	var ok bool
+	if m.GetType() == raftpb.MsgProp {
+		ok = n.in.addProposal(proposal{ents: m.GetEntries(), deadline: time.Now().Add(n.cfg.ForwardTimeout)})
+	} else {
+		ok = n.in.addMessage(m)
+	}
+	if !ok {
+		return ErrStopped
+	}
+	return nil
 }
 
 // Process is Step under the name the transport calls.
 func (n *Node) Process(ctx context.Context, m *raftpb.Message) error { return n.Step(ctx, m) }
 
 // ReportUnreachable tells raft that the last message to id was not delivered.
-func (n *Node) ReportUnreachable(id uint64) { n.rn.ReportUnreachable(id) }
+func (n *Node) ReportUnreachable(id uint64) { n.in.addCall(func() { n.rn.ReportUnreachable(id) }) }
 
 // ReportSnapshot tells raft how sending a snapshot to id ended.
-func (n *Node) ReportSnapshot(id uint64, status raft.SnapshotStatus) { n.rn.ReportSnapshot(id, status) }
+func (n *Node) ReportSnapshot(id uint64, status raft.SnapshotStatus) {
+	n.in.addCall(func() { n.rn.ReportSnapshot(id, status) })
+}
 
-// TransferLeadership asks the leader to hand leadership to transferee.
-func (n *Node) TransferLeadership(ctx context.Context, lead, transferee uint64) {
-	n.rn.TransferLeadership(ctx, lead, transferee)
+// TransferLeadership asks the leader to hand leadership to transferee. Only the
+// leader acts on it (lead is unused: the loop asks its own raft).
+func (n *Node) TransferLeadership(_ context.Context, _, transferee uint64) {
+	n.in.addCall(func() { n.rn.TransferLeader(transferee) })
 }
 
 // Campaign makes this member campaign for leadership now.
-func (n *Node) Campaign(ctx context.Context) error { return mapErr(n.rn.Campaign(ctx)) }
+func (n *Node) Campaign(context.Context) error {
+	var err error
+	if !n.call(func() { err = n.rn.Campaign() }) {
+		return ErrStopped
+	}
+	return err
+}
 
 // Status is raft's status; zero after Stop.
 func (n *Node) Status() raft.Status {
-	select {
-	case <-n.donec:
-		return raft.Status{}
-	default:
-	}
-	return n.rn.Status()
+	var st raft.Status
+	n.call(func() { st = n.rn.Status() })
+	return st
 }
 
 // AdvanceTicks ticks raft k times at once. etcd does this at start in a single-member
 // cluster, so that its first election comes about one tick after start instead of
 // a full election timeout later.
 func (n *Node) AdvanceTicks(k int) {
-	for i := 0; i < k; i++ {
-		n.rn.Tick()
-	}
+	n.call(func() {
+		for i := 0; i < k; i++ {
+			n.rn.Tick()
+		}
+	})
 }
 
 // ID is this member's raft ID.
@@ -137,11 +200,4 @@ func (n *Node) Err() error {
 func (n *Node) Stop() {
 	n.stopOnce.Do(func() { close(n.stopc) })
 	<-n.donec
-}
-
-func mapErr(err error) error {
-	if errors.Is(err, raft.ErrStopped) {
-		return ErrStopped
-	}
-	return err
 }

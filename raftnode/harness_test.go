@@ -39,6 +39,7 @@ type member struct {
 	applied   uint64
 	delivered map[uint64]int // index -> times an entry was handed over
 	snaps     int            // snapshots installed
+	batches   int            // Applies with entries
 	applyDone chan struct{}
 }
 
@@ -124,6 +125,9 @@ func (m *member) applyLoop(n *Node, done chan struct{}) {
 		if len(ap.Entries) == 0 {
 			continue
 		}
+		m.mu.Lock()
+		m.batches++
+		m.mu.Unlock()
 		b := m.eng.NewBatch()
 		for _, e := range ap.Entries {
 			// Every delivered entry is already durable in this member's log.

@@ -6,7 +6,13 @@
 //
 // # The Ready loop
 //
-// ONE goroutine (Node.run) owns the loop. For every raft.Ready it does, in this order:
+// ONE goroutine (Node.run) owns a raft.RawNode and the loop; no other goroutine touches
+// raft. The other goroutines hand it work through an inbox (proposals, peer messages,
+// and calls such as ApplyConfChange or Status), which the loop drains all at once
+// before it asks raft for a Ready: the proposals queued meanwhile go to raft as one
+// message, so many client writes share one Ready, one fsync and one append to each
+// follower. Proposals wait in the inbox while there is no leader, until their context
+// ends. For every raft.Ready the loop does, in this order:
 //
 //  1. PERSIST rd.Snapshot (metadata, with the received file's path), rd.Entries (a
 //     new entry at index i discards every stored entry >= i) and rd.HardState in ONE
@@ -31,7 +37,9 @@
 //     message; the transport streams the state and calls ReportSnapshot.
 //  4. ADVANCE raft.
 //
-// Between Readys the loop ticks raft every TickInterval and, when the server reports
+// After Advance the loop looks for the next Ready at once (a single member commits what
+// it has just persisted without waiting for anything). Between Readys it ticks raft
+// every TickInterval and, when the server reports
 // progress with Applied, takes a log snapshot every SnapshotCount applied entries:
 // raftlog.CreateSnapshot at the state machine's applied index (read, with its
 // ConfState, from the engine), then Compact, keeping SnapshotCatchupEntries entries for
@@ -54,6 +62,7 @@ package raftnode
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -98,6 +107,9 @@ type Config struct {
 	MaxInflightMsgs        int           // default 512
 	// MaxUncommittedEntriesSize bounds the leader's uncommitted tail; default 1 GiB.
 	MaxUncommittedEntriesSize uint64
+	// ForwardTimeout bounds how long a proposal forwarded by a follower waits here for
+	// a leader; default 5s (etcd's request timeout).
+	ForwardTimeout time.Duration
 	// LeaderSendsBeforePersist lets the leader send its messages while it persists
 	// the same Ready (see the loop's rule 3).
 	LeaderSendsBeforePersist bool
@@ -128,6 +140,9 @@ func (c *Config) setDefaults() {
 	if c.MaxInflightMsgs <= 0 {
 		c.MaxInflightMsgs = 512
 	}
+	if c.ForwardTimeout <= 0 {
+		c.ForwardTimeout = 5 * time.Second
+	}
 	if c.MaxUncommittedEntriesSize == 0 {
 		c.MaxUncommittedEntriesSize = 1 << 30
 	}
@@ -146,9 +161,14 @@ type Apply struct {
 // Node is a running raft member.
 type Node struct {
 	cfg Config
-	rn  raft.Node
+	rn  *raft.RawNode // only the loop goroutine touches it
 	st  *raftlog.Storage
 	lg  *zap.Logger
+
+	in inbox
+	// removed: this member was removed from the configuration; proposals then wait
+	// (and expire) instead of going to raft. Loop-only.
+	removed bool
 
 	applyc     chan Apply
 	readStatec chan raft.ReadState
@@ -234,15 +254,22 @@ func Start(cfg Config) (*Node, error) {
 		PreVote:                   true,
 		Logger:                    newRaftLogger(n.lg),
 	}
+	rn, err := raft.NewRawNode(rc)
+	if err != nil {
+		return nil, fmt.Errorf("raftnode: %w", err)
+	}
+	n.rn = rn
+	n.in.wakec = make(chan struct{}, 1)
 	last, _ := cfg.Storage.LastIndex()
 	if last == 0 && raft.IsEmptyHardState(hs) && len(cfg.Peers) > 0 {
 		n.lg.Info("starting a new raft member", zap.Int("peers", len(cfg.Peers)))
-		n.rn = raft.StartNode(rc, cfg.Peers)
+		if err := rn.Bootstrap(cfg.Peers); err != nil {
+			return nil, fmt.Errorf("raftnode: bootstrap: %w", err)
+		}
 	} else {
 		n.lg.Info("restarting raft member", zap.Uint64("term", hs.GetTerm()),
 			zap.Uint64("commit", hs.GetCommit()), zap.Uint64("applied", applied),
 			zap.Uint64("snapshot", snapMeta.GetIndex()), zap.Uint64("last", last))
-		n.rn = raft.RestartNode(rc)
 	}
 	go n.run()
 	return n, nil
@@ -260,10 +287,21 @@ func (n *Node) run() {
 		}
 	}
 	for {
+		// Timers and the server's progress are looked at on every turn, so that a loop
+		// kept busy by Readys still ticks.
 		select {
+		case <-n.stopc:
+			return
 		case <-ticker.C:
 			n.rn.Tick()
-		case rd := <-n.rn.Ready():
+			n.in.expire(n.hasLeader())
+		case <-n.appliedc:
+			n.maybeSnapshot()
+		default:
+		}
+		n.drainInbox()
+		if n.rn.HasReady() {
+			rd := n.rn.Ready()
 			if err := n.handleReady(rd); err != nil {
 				if !errors.Is(err, ErrStopped) {
 					n.lg.Error("raft ready loop stopped", zap.Error(err))
@@ -271,11 +309,107 @@ func (n *Node) run() {
 				}
 				return
 			}
+			n.rn.Advance(rd)
+			continue
+		}
+		select {
+		case <-ticker.C:
+			n.rn.Tick()
+			n.in.expire(n.hasLeader())
+		case <-n.in.wakec:
 		case <-n.appliedc:
 			n.maybeSnapshot()
 		case <-n.stopc:
 			return
 		}
+	}
+}
+
+// hasLeader tells whether raft knows a leader and may take proposals.
+func (n *Node) hasLeader() bool {
+	return !n.removed && n.rn.BasicStatus().Lead != raft.None
+}
+
+// drainInbox hands everything queued by other goroutines to raft: calls, then peer
+// messages, then (when there is a leader) the proposals, as few MsgProps as fit in
+// MaxSizePerMsg each.
+func (n *Node) drainInbox() {
+	calls, msgs := n.in.takeCalls()
+	for _, f := range calls {
+		f()
+	}
+	for _, m := range msgs {
+		// As raft.Node: a local message from the network, or a response from a
+		// member not in the configuration, is ignored.
+		_ = n.rn.Step(m)
+	}
+	if !n.hasLeader() {
+		return
+	}
+	props := n.in.takeProposals()
+	if len(props) == 0 {
+		return
+	}
+	now := time.Now()
+	self := n.cfg.ID
+	for len(props) > 0 {
+		var (
+			ents  []*raftpb.Entry
+			size  uint64
+			batch []proposal
+		)
+		i := 0
+		for ; i < len(props); i++ {
+			p := props[i]
+			if err := p.expired(now); err != nil {
+				p.finish(err)
+				continue
+			}
+			if len(batch) > 0 && size+p.size() > n.cfg.MaxSizePerMsg {
+				break
+			}
+			ents = append(ents, p.ents...)
+			size += p.size()
+			batch = append(batch, p)
+		}
+		props = props[i:]
+		if len(ents) == 0 {
+			continue
+		}
+		err := n.rn.Step(&raftpb.Message{Type: raftpb.MsgProp.Enum(), From: &self, Entries: ents})
+		for _, p := range batch {
+			p.finish(err)
+		}
+	}
+}
+
+// call runs f on the loop goroutine and waits for it; false if the node stopped first.
+func (n *Node) call(f func()) bool {
+	done := make(chan struct{})
+	if !n.in.addCall(func() { f(); close(done) }) {
+		return false
+	}
+	select {
+	case <-done:
+		return true
+	case <-n.donec:
+		// The loop may have run f just before stopping.
+		select {
+		case <-done:
+			return true
+		default:
+			return false
+		}
+	}
+}
+
+// runCalls runs the queued calls only (no messages, no proposals); the loop uses it
+// while it waits on the server inside a Ready, so that the server's own calls
+// (ApplyConfChange) never deadlock with it.
+func (n *Node) runCalls() {
+	calls := n.in.takeCallsOnly()
+	for _, f := range calls {
+		f()
 	}
 }
 
@@ -356,6 +490,8 @@ func (n *Node) handleReady(rd raft.Ready) error {
 		for n.applied.Load() < confIndex {
 			select {
 			case <-n.appliedc:
+			case <-n.in.wakec:
+				n.runCalls()
 			case <-n.stopc:
 				return ErrStopped
 			}
@@ -365,8 +501,7 @@ func (n *Node) handleReady(rd raft.Ready) error {
 		n.cfg.Transport.Send(rd.Messages)
 	}
 
-	// 4. Advance.
-	n.rn.Advance()
+	// 4. Advance: the caller's.
 	return nil
 }
 
@@ -375,11 +510,15 @@ func (n *Node) handOver(ap Apply) error {
 	if ap.Snapshot == nil && len(ap.Entries) == 0 {
 		return nil
 	}
-	select {
-	case n.applyc <- ap:
-		return nil
-	case <-n.stopc:
-		return ErrStopped
+	for {
+		select {
+		case n.applyc <- ap:
+			return nil
+		case <-n.in.wakec:
+			n.runCalls()
+		case <-n.stopc:
+			return ErrStopped
+		}
 	}
 }
 
@@ -410,8 +549,22 @@ func (n *Node) reapplyConfChange(e *raftpb.Entry) error {
 		}
 		cc = c
 	}
-	n.rn.ApplyConfChange(cc)
+	n.applyConfChange(cc)
 	return nil
+}
+
+// applyConfChange applies cc to raft. As raft.Node does, a member that the change
+// removes stops taking proposals (they wait in the inbox and expire).
+func (n *Node) applyConfChange(cc raftpb.ConfChangeI) *raftpb.ConfState {
+	cfg := n.rn.Status().Config
+	_, wasLearner := cfg.Learners[n.cfg.ID]
+	_, wasVoter := cfg.Voters.IDs()[n.cfg.ID]
+	cs := n.rn.ApplyConfChange(cc)
+	if (wasVoter || wasLearner) && !slices.Contains(cs.GetVoters(), n.cfg.ID) && !slices.Contains(cs.GetVotersOutgoing(), n.cfg.ID) &&
+		!slices.Contains(cs.GetLearners(), n.cfg.ID) {
+		n.removed = true
+	}
+	return cs
 }
 
 // maybeSnapshot takes a log snapshot and compacts when SnapshotCount entries were
@@ -462,7 +615,9 @@ func (n *Node) setLeader(lead uint64, isLeader bool) {
 }
 
 func (n *Node) shutdown() {
-	n.rn.Stop()
+	for _, p := range n.in.close() {
+		p.finish(ErrStopped)
+	}
 	close(n.applyc)
 	close(n.donec)
 }

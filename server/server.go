@@ -293,20 +293,27 @@ func (s *Server) propose(ctx context.Context, r *pb.InternalRaftRequest) (*apply
 	start := time.Now()
 	cctx, cancel := context.WithTimeout(ctx, s.reqTimeout())
 	defer cancel()
-	if err := s.node.Propose(cctx, data); err != nil {
-		s.waits.trigger(id, nil)
-		if errors.Is(err, raft.ErrProposalDropped) {
-			return nil, ErrNoLeader
+	// The raft loop takes the proposal with the others queued meanwhile; only a refusal
+	// comes back here, through the same wait as the result.
+	s.node.ProposeAsync(cctx, data, func(err error) {
+		if err != nil {
+			s.waits.trigger(id, proposeError{err})
 		}
-		return nil, s.parseProposeCtxErr(err, start)
-	}
+	})
 	select {
 	case x := <-ch:
-		res, _ := x.(*apply.Result)
-		if res == nil {
-			return nil, ErrStopped
+		switch v := x.(type) {
+		case *apply.Result:
+			if v != nil {
+				return v, nil
+			}
+		case proposeError:
+			if errors.Is(v.err, raft.ErrProposalDropped) {
+				return nil, ErrNoLeader
+			}
+			return nil, s.parseProposeCtxErr(v.err, start)
 		}
-		return res, nil
+		return nil, ErrStopped
 	case <-cctx.Done():
 		s.waits.trigger(id, nil)
 		return nil, s.parseProposeCtxErr(cctx.Err(), start)
@@ -314,6 +321,9 @@ func (s *Server) propose(ctx context.Context, r *pb.InternalRaftRequest) (*apply
 		return nil, ErrStopped
 	}
 }
+
+// proposeError is what the wait of a proposal that raft never took receives.
+type proposeError struct{ err error }
 
 func (s *Server) parseProposeCtxErr(err error, start time.Time) error {
 	switch {

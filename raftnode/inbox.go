@@ -1,0 +1,158 @@
+package raftnode
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"go.etcd.io/raft/v3/raftpb"
+)
+
+// proposal is one queued MsgProp's entries, from this member's server (ctx) or
+// forwarded by a follower (deadline).
+type proposal struct {
+	ents     []*raftpb.Entry
+	ctx      context.Context // nil for a forwarded proposal
+	deadline time.Time       // zero for a local proposal
+	done     func(error)     // nil: nobody listens
+}
+
+// expired says why p may no longer go to raft, nil if it may.
+func (p *proposal) expired(now time.Time) error {
+	if p.ctx != nil {
+		return p.ctx.Err()
+	}
+	if !p.deadline.IsZero() && now.After(p.deadline) {
+		return context.DeadlineExceeded
+	}
+	return nil
+}
+
+func (p *proposal) size() uint64 {
+	var s uint64
+	for _, e := range p.ents {
+		s += uint64(len(e.GetData()))
+	}
+	return s
+}
+
+func (p *proposal) finish(err error) {
+	if p.done != nil {
+		p.done(err)
+	}
+}
+
+// inbox is the work other goroutines queue for the loop. Adding never blocks; the
+// loop is woken through wakec (capacity 1).
+type inbox struct {
+	mu     sync.Mutex
+	props  []proposal
+	msgs   []*raftpb.Message
+	calls  []func()
+	closed bool
+	wakec  chan struct{}
+}
+
+func (in *inbox) wake() {
+	select {
+	case in.wakec <- struct{}{}:
+	default:
+	}
+}
+
+func (in *inbox) addProposal(p proposal) bool {
+	in.mu.Lock()
+	if in.closed {
+		in.mu.Unlock()
+		return false
+	}
+	in.props = append(in.props, p)
+	in.mu.Unlock()
+	in.wake()
+	return true
+}
+
+func (in *inbox) addMessage(m *raftpb.Message) bool {
+	in.mu.Lock()
+	if in.closed {
+		in.mu.Unlock()
+		return false
+	}
+	in.msgs = append(in.msgs, m)
+	in.mu.Unlock()
+	in.wake()
+	return true
+}
+
+func (in *inbox) addCall(f func()) bool {
+	in.mu.Lock()
+	if in.closed {
+		in.mu.Unlock()
+		return false
+	}
+	in.calls = append(in.calls, f)
+	in.mu.Unlock()
+	in.wake()
+	return true
+}
+
+// takeCalls takes the queued calls and peer messages.
+func (in *inbox) takeCalls() ([]func(), []*raftpb.Message) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	calls, msgs := in.calls, in.msgs
+	in.calls, in.msgs = nil, nil
+	return calls, msgs
+}
+
+// takeCallsOnly takes the queued calls and leaves the rest.
+func (in *inbox) takeCallsOnly() []func() {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	calls := in.calls
+	in.calls = nil
+	return calls
+}
+
+func (in *inbox) takeProposals() []proposal {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	props := in.props
+	in.props = nil
+	return props
+}
+
+// expire finishes the proposals whose time is up; with a leader the loop takes them
+// all anyway, so it only scans while there is none.
+func (in *inbox) expire(hasLeader bool) {
+	if hasLeader {
+		return
+	}
+	now := time.Now()
+	var dead []proposal
+	in.mu.Lock()
+	kept := in.props[:0]
+	for _, p := range in.props {
+		if p.expired(now) != nil {
+			dead = append(dead, p)
+		} else {
+			kept = append(kept, p)
+		}
+	}
+	clear(in.props[len(kept):])
+	in.props = kept
+	in.mu.Unlock()
+	for _, p := range dead {
+		p.finish(p.expired(now))
+	}
+}
+
+// close refuses everything from now on and returns the proposals still queued.
+func (in *inbox) close() []proposal {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.closed = true
+	props := in.props
+	in.props, in.msgs, in.calls = nil, nil, nil
+	return props
+}
