@@ -1,20 +1,20 @@
-// Package raftlog owns the durable Raft state of one member inside the shared
-// storage.Engine: the hard state ('H'), the snapshot metadata ('S') and the log
-// entries ('L' index). It implements raft.Storage for go.etcd.io/raft/v3 and the
-// writes the Ready loop must make. It must not touch any other key prefix: the state
-// machine's keys belong to apply/mvcc, and installing snapshot data belongs to snap.
+// Package raftlog owns the durable Raft state of one member: the hard state, the
+// snapshot metadata and the log entries, in a write-ahead log of its own (wal.go; the
+// directory is etcd's --wal-dir, by default inside the data dir). It implements
+// raft.Storage for go.etcd.io/raft/v3 and the writes the Ready loop must make. It
+// never writes the state machine's engine; it only syncs it before a compaction (see
+// Compact).
 //
-// Layout. The log is the contiguous run of 'L' keys. Its first key is a "dummy": an
-// entry whose index and term are those of the last compacted (or snapshotted) entry,
-// kept so that Term(FirstIndex()-1) keeps answering; its payload is dropped. A brand-new
-// log has a virtual dummy at index 0, term 0, made real by its first append.
+// Layout. The log is the run of entries [FirstIndex, LastIndex]. The entry before the
+// first, the "dummy", is kept by index and term only, so that Term(FirstIndex()-1)
+// keeps answering: it is the last compacted (or snapshotted) entry. In memory the
+// Storage keeps, for every entry of the log, its term and its place in the WAL, and a
+// copy of the newest entries (the cache); older entries are read from the WAL.
 //
-// Concurrency. Readers (the raft.Storage methods, called by raft's goroutine) may run
-// concurrently with writers. Writers (Append, CreateSnapshot, Compact) must be called
-// from ONE goroutine, the Ready loop. A writer commits to the engine and THEN
-// publishes the new in-memory state, except Compact, which hides the entries first and
-// deletes them after: raft never reads an index it has handed out as unstable, so a
-// reader never observes a half-written log.
+// Concurrency. Readers (the raft.Storage methods) may run concurrently with writers.
+// Writers (Append, CreateSnapshot, Compact, Close) must be called from ONE goroutine,
+// the Ready loop. A writer makes its record durable and THEN publishes the new
+// in-memory state, so a reader never observes a half-written log.
 package raftlog
 
 import (
@@ -36,14 +36,23 @@ var ErrCorrupt = errors.New("raftlog: corrupt raft state")
 // ErrOutOfRange is returned by writers asked to act on indexes the log does not hold.
 var ErrOutOfRange = errors.New("raftlog: index out of range")
 
+// ErrOldLayout is returned by Open for a data dir whose raft log an older build kept
+// inside the engine.
+var ErrOldLayout = errors.New("raftlog: the engine holds a raft log of an older MetaStore build (kept in the engine, not in a WAL); start from an empty data dir")
+
 // Default limits of the in-memory tail cache.
 const (
 	DefaultCacheEntries = 8192
 	DefaultCacheBytes   = 32 << 20
 )
 
-// Options tune a Storage. Zero values take the defaults.
+// Options tune a Storage. Zero values take the defaults, except Dir.
 type Options struct {
+	// Dir is the WAL directory (required).
+	Dir string
+	// SegmentSize is the preallocated size of a WAL segment; default
+	// DefaultSegmentSize.
+	SegmentSize int64
 	// CacheEntries and CacheBytes bound the in-memory copy of the log tail.
 	CacheEntries int
 	CacheBytes   int
@@ -53,10 +62,19 @@ type Options struct {
 	SnapDir string
 }
 
-// Storage is the Raft log of one member kept in a storage.Engine.
+// entryPos is where an entry of the log is in the WAL, and its term.
+type entryPos struct {
+	seg  *segment
+	off  int64
+	n    int
+	term uint64
+}
+
+// Storage is the Raft log of one member.
 type Storage struct {
 	eng  storage.Engine
 	opts Options
+	w    *wal
 
 	mu sync.RWMutex
 	// hs is the last persisted hard state (never nil).
@@ -68,16 +86,29 @@ type Storage struct {
 	dummyIndex, dummyTerm uint64
 	// last is the index of the last entry (dummyIndex when the log is empty).
 	last uint64
+	// ents locates entries [dummyIndex+1, last].
+	ents []entryPos
 	// cache holds entries [cacheFirst, last]; cacheBytes is their encoded size.
 	cache      []*raftpb.Entry
 	cacheFirst uint64
 	cacheBytes int
+
+	// gapAt, during Open only: the replay met entries whose predecessors were in
+	// deleted segments; a later log start at or after it must cover them.
+	gapAt uint64
 }
 
 var _ raft.Storage = (*Storage)(nil)
 
-// Open loads the raft state kept in eng.
+// Open loads the raft state from the WAL in opts.Dir (creating an empty one if there
+// is none). eng is the state machine's engine, synced by Compact.
 func Open(eng storage.Engine, opts Options) (*Storage, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("raftlog: Options.Dir is required")
+	}
+	if opts.SegmentSize <= 0 {
+		opts.SegmentSize = DefaultSegmentSize
+	}
 	if opts.CacheEntries <= 0 {
 		opts.CacheEntries = DefaultCacheEntries
 	}
@@ -88,49 +119,23 @@ func Open(eng storage.Engine, opts Options) (*Storage, error) {
 		opts.Logger = zap.NewNop()
 	}
 	s := &Storage{eng: eng, opts: opts, hs: &raftpb.HardState{}, snap: raftpb.EnsureSnapshot(nil)}
-	if v, err := eng.Get(storage.RaftHardStateKey); err == nil {
-		if err := proto.Unmarshal(v, s.hs); err != nil {
-			return nil, fmt.Errorf("%w: hard state: %v", ErrCorrupt, err)
-		}
-	} else if !errors.Is(err, storage.ErrNotFound) {
-		return nil, err
-	}
-	if v, err := eng.Get(storage.RaftSnapshotKey); err == nil {
-		if err := proto.Unmarshal(v, s.snap); err != nil {
-			return nil, fmt.Errorf("%w: snapshot metadata: %v", ErrCorrupt, err)
-		}
-		s.snap = raftpb.EnsureSnapshot(s.snap)
-	} else if !errors.Is(err, storage.ErrNotFound) {
-		return nil, err
-	}
-	s.dummyIndex = s.snap.GetMetadata().GetIndex()
-	s.dummyTerm = s.snap.GetMetadata().GetTerm()
-	s.last = s.dummyIndex
-
-	it, err := eng.NewIter(logBounds())
+	w, err := openWAL(opts.Dir, opts.SegmentSize, s.replay)
 	if err != nil {
 		return nil, err
 	}
-	defer it.Close()
-	if it.First() {
-		first, err := decodeEntry(it.Key(), it.Value())
-		if err != nil {
-			return nil, err
+	s.w = w
+	if len(w.segs) == 0 {
+		if _, err := eng.Get(storage.RaftHardStateKey); err == nil {
+			w.close()
+			return nil, ErrOldLayout
 		}
-		if !it.Last() {
-			return nil, fmt.Errorf("%w: log vanished while opening", ErrCorrupt)
-		}
-		last, err := decodeEntry(it.Key(), it.Value())
-		if err != nil {
-			return nil, err
-		}
-		s.dummyIndex, s.dummyTerm = first.GetIndex(), first.GetTerm()
-		s.last = last.GetIndex()
 	}
-	if err := it.Error(); err != nil {
-		return nil, err
+	if s.gapAt != 0 {
+		w.close()
+		return nil, fmt.Errorf("%w: the WAL lacks the entries before %d", ErrCorrupt, s.gapAt+1)
 	}
-	if s.dummyIndex < s.snap.GetMetadata().GetIndex() && s.last < s.snap.GetMetadata().GetIndex() {
+	if s.last < s.snap.GetMetadata().GetIndex() {
+		w.close()
 		return nil, fmt.Errorf("%w: log [%d, %d] ends before snapshot %d",
 			ErrCorrupt, s.dummyIndex, s.last, s.snap.GetMetadata().GetIndex())
 	}
@@ -141,29 +146,87 @@ func Open(eng storage.Engine, opts Options) (*Storage, error) {
 		s.hs.Commit = proto.Uint64(c)
 	}
 	s.cacheFirst = s.last + 1
-	opts.Logger.Info("opened raft log", zap.Uint64("first-index", s.dummyIndex+1), zap.Uint64("last-index", s.last),
+	opts.Logger.Info("opened raft log", zap.String("wal-dir", opts.Dir), zap.Int("segments", len(w.segs)),
+		zap.Uint64("first-index", s.dummyIndex+1), zap.Uint64("last-index", s.last),
 		zap.Uint64("snapshot-index", s.snap.GetMetadata().GetIndex()), zap.Uint64("term", s.hs.GetTerm()),
 		zap.Uint64("commit", s.hs.GetCommit()))
 	return s, nil
 }
 
-func logBounds() storage.IterOptions {
-	return storage.IterOptions{LowerBound: []byte{storage.PrefixRaftLog}, UpperBound: []byte{storage.PrefixRaftLog + 1}}
+// replay applies one WAL record, in write order, to the state being opened.
+func (s *Storage) replay(seg *segment, off int64, typ byte, payload []byte) error {
+	switch typ {
+	case recEntry:
+		e := &raftpb.Entry{}
+		if err := proto.Unmarshal(payload, e); err != nil {
+			return fmt.Errorf("entry: %v", err)
+		}
+		i := e.GetIndex()
+		seg.maxIndex = max(seg.maxIndex, i)
+		pos := entryPos{seg: seg, off: off, n: len(payload), term: e.GetTerm()}
+		switch {
+		case i <= s.dummyIndex:
+			// Compacted, or before an installed snapshot.
+			return nil
+		case i > s.last+1:
+			// Its predecessors were in segments deleted after a compaction, which a
+			// later log start record covers (checked at the end).
+			s.ents = s.ents[:0]
+			s.dummyIndex, s.dummyTerm = i-1, 0
+			s.gapAt = max(s.gapAt, i-1)
+		default:
+			s.ents = s.ents[:i-s.dummyIndex-1]
+		}
+		s.ents = append(s.ents, pos)
+		s.last = i
+	case recHardState:
+		hs := &raftpb.HardState{}
+		if err := proto.Unmarshal(payload, hs); err != nil {
+			return fmt.Errorf("hard state: %v", err)
+		}
+		s.hs = hs
+	case recSnapshot, recInstall:
+		snap := &raftpb.Snapshot{}
+		if err := proto.Unmarshal(payload, snap); err != nil {
+			return fmt.Errorf("snapshot: %v", err)
+		}
+		s.snap = raftpb.EnsureSnapshot(snap)
+		if typ == recInstall {
+			md := s.snap.GetMetadata()
+			s.ents = s.ents[:0]
+			s.dummyIndex, s.dummyTerm, s.last = md.GetIndex(), md.GetTerm(), md.GetIndex()
+			if s.dummyIndex >= s.gapAt {
+				s.gapAt = 0
+			}
+		}
+	case recStart:
+		e := &raftpb.Entry{}
+		if err := proto.Unmarshal(payload, e); err != nil {
+			return fmt.Errorf("log start: %v", err)
+		}
+		i := e.GetIndex()
+		switch {
+		case i > s.last:
+			s.ents = s.ents[:0]
+			s.dummyIndex, s.dummyTerm, s.last = i, e.GetTerm(), i
+		case i >= s.dummyIndex:
+			s.ents = s.ents[i-s.dummyIndex:]
+			s.dummyIndex, s.dummyTerm = i, e.GetTerm()
+		}
+		if i >= s.gapAt {
+			s.gapAt = 0
+		}
+	default:
+		return fmt.Errorf("unknown record type %d", typ)
+	}
+	return nil
 }
 
-func decodeEntry(k, v []byte) (*raftpb.Entry, error) {
-	idx, err := storage.ParseRaftLogKey(k)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
-	}
-	e := &raftpb.Entry{}
-	if err := proto.Unmarshal(v, e); err != nil {
-		return nil, fmt.Errorf("%w: entry %d: %v", ErrCorrupt, idx, err)
-	}
-	if e.GetIndex() != idx {
-		return nil, fmt.Errorf("%w: key index %d holds entry %d", ErrCorrupt, idx, e.GetIndex())
-	}
-	return e, nil
+// Close closes the WAL. The Storage must not be used afterwards.
+func (s *Storage) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.close()
 }
 
 // InitialState implements raft.Storage.
@@ -223,20 +286,8 @@ func (s *Storage) Term(i uint64) (uint64, error) {
 		return s.dummyTerm, nil
 	case i > s.last:
 		return 0, raft.ErrUnavailable
-	case i >= s.cacheFirst:
-		return s.cache[i-s.cacheFirst].GetTerm(), nil
 	}
-	v, err := s.eng.Get(storage.RaftLogKey(i))
-	if errors.Is(err, storage.ErrNotFound) {
-		return 0, fmt.Errorf("%w: entry %d missing", ErrCorrupt, i)
-	} else if err != nil {
-		return 0, err
-	}
-	e, err := decodeEntry(storage.RaftLogKey(i), v)
-	if err != nil {
-		return 0, err
-	}
-	return e.GetTerm(), nil
+	return s.ents[i-s.dummyIndex-1].term, nil
 }
 
 // Entries implements raft.Storage: entries [lo, hi), at least one if any, at most
@@ -258,37 +309,20 @@ func (s *Storage) Entries(lo, hi, maxSize uint64) ([]*raftpb.Entry, error) {
 	}
 	if lo < s.cacheFirst {
 		end := min(hi, s.cacheFirst)
-		it, err := s.eng.NewIter(storage.IterOptions{LowerBound: storage.RaftLogKey(lo), UpperBound: storage.RaftLogKey(end)})
-		if err != nil {
-			return nil, err
-		}
-		next := lo
-		for ok := it.First(); ok; ok = it.Next() {
-			e, err := decodeEntry(it.Key(), it.Value())
+		for i := lo; i < end; i++ {
+			p := s.ents[i-s.dummyIndex-1]
+			b, err := readAt(p.seg, p.off, p.n)
 			if err != nil {
-				it.Close()
 				return nil, err
 			}
-			if e.GetIndex() != next {
-				it.Close()
-				return nil, fmt.Errorf("%w: entry %d missing", ErrCorrupt, next)
+			e := &raftpb.Entry{}
+			if err := proto.Unmarshal(b, e); err != nil || e.GetIndex() != i {
+				return nil, fmt.Errorf("%w: WAL entry %d unreadable (%v)", ErrCorrupt, i, err)
 			}
 			if full(e) {
-				it.Close()
 				return out, nil
 			}
 			out = append(out, e)
-			next++
-		}
-		err = it.Error()
-		if cerr := it.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return nil, err
-		}
-		if next != end {
-			return nil, fmt.Errorf("%w: entry %d missing", ErrCorrupt, next)
 		}
 		lo = end
 	}
@@ -302,7 +336,7 @@ func (s *Storage) Entries(lo, hi, maxSize uint64) ([]*raftpb.Entry, error) {
 	return out, nil
 }
 
-// Engine is the engine the log lives in (shared with the state machine).
+// Engine is the state machine's engine (synced by Compact).
 func (s *Storage) Engine() storage.Engine { return s.eng }
 
 // SnapDir is Options.SnapDir.

@@ -3,6 +3,7 @@ package raftlog
 import (
 	"errors"
 	"math/rand/v2"
+	"path/filepath"
 	"testing"
 
 	"go.etcd.io/raft/v3"
@@ -20,6 +21,27 @@ func openEngine(t *testing.T, dir string) storage.Engine {
 		t.Fatal(err)
 	}
 	return eng
+}
+
+// openLog opens the log of the member in dir (engine in dir/db, WAL in dir/wal) and
+// closes it at the end of the test unless the test closed it.
+func openLog(t *testing.T, dir string, opts Options) (*Storage, storage.Engine) {
+	t.Helper()
+	eng := openEngine(t, filepath.Join(dir, "db"))
+	opts.Dir = filepath.Join(dir, "wal")
+	s, err := Open(eng, opts)
+	if err != nil {
+		eng.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { closeLog(s, eng) })
+	return s, eng
+}
+
+// closeLog closes s and eng (a process stop); closing twice is harmless.
+func closeLog(s *Storage, eng storage.Engine) {
+	s.Close()
+	eng.Close()
 }
 
 func ent(index, term uint64, data string) *raftpb.Entry {
@@ -58,10 +80,7 @@ func checkBounds(t *testing.T, s *Storage, first, last uint64) {
 
 // A fresh log answers like raft's MemoryStorage: first index 1, last index 0, term(0)=0.
 func TestEmptyLog(t *testing.T) {
-	s, err := Open(openEngine(t, t.TempDir()), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, _ := openLog(t, t.TempDir(), Options{})
 	checkBounds(t, s, 1, 0)
 	if got := mustTerm(t, s, 0); got != 0 {
 		t.Fatalf("Term(0) = %d", got)
@@ -79,11 +98,7 @@ func TestEmptyLog(t *testing.T) {
 // conflicting append replaces the old suffix.
 func TestAppendOverwriteAndReopen(t *testing.T) {
 	dir := t.TempDir()
-	eng := openEngine(t, dir)
-	s, err := Open(eng, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, eng := openLog(t, dir, Options{})
 	if err := s.Append(hs(1, 1, 0), ents(1, 10, 1), nil); err != nil {
 		t.Fatal(err)
 	}
@@ -95,14 +110,9 @@ func TestAppendOverwriteAndReopen(t *testing.T) {
 	if got := mustTerm(t, s, 7); got != 2 {
 		t.Fatalf("Term(7) = %d, want 2", got)
 	}
-	if err := eng.Close(); err != nil {
-		t.Fatal(err)
-	}
+	closeLog(s, eng)
 
-	s, err = Open(openEngine(t, dir), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, _ = openLog(t, dir, Options{})
 	checkBounds(t, s, 1, 7)
 	h, _, _ := s.InitialState()
 	if h.GetTerm() != 2 || h.GetVote() != 2 || h.GetCommit() != 5 {
@@ -120,8 +130,7 @@ func TestAppendOverwriteAndReopen(t *testing.T) {
 // A received snapshot replaces the whole log; Compact keeps the term of its index.
 func TestSnapshotAndCompact(t *testing.T) {
 	dir := t.TempDir()
-	eng := openEngine(t, dir)
-	s, _ := Open(eng, Options{})
+	s, eng := openLog(t, dir, Options{})
 	if err := s.Append(hs(3, 1, 20), ents(1, 20, 3), nil); err != nil {
 		t.Fatal(err)
 	}
@@ -159,12 +168,9 @@ func TestSnapshotAndCompact(t *testing.T) {
 	if err := s.Append(nil, ents(31, 32, 4), nil); err != nil {
 		t.Fatal(err)
 	}
-	eng.Close()
+	closeLog(s, eng)
 
-	s, err := Open(openEngine(t, dir), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, _ = openLog(t, dir, Options{})
 	checkBounds(t, s, 31, 32)
 	if got := mustTerm(t, s, 30); got != 4 {
 		t.Fatalf("Term(30) = %d", got)
@@ -188,8 +194,7 @@ func TestSnapshotAndCompact(t *testing.T) {
 // written along with entries survives.
 func TestCommitOnlyHardStateIsNotWritten(t *testing.T) {
 	dir := t.TempDir()
-	eng := openEngine(t, dir)
-	s, _ := Open(eng, Options{})
+	s, eng := openLog(t, dir, Options{})
 	if err := s.Append(hs(2, 1, 3), ents(1, 10, 2), nil); err != nil {
 		t.Fatal(err)
 	}
@@ -199,8 +204,8 @@ func TestCommitOnlyHardStateIsNotWritten(t *testing.T) {
 	if h := s.HardState(); h.GetCommit() != 10 {
 		t.Fatalf("in-memory commit = %d, want 10", h.GetCommit())
 	}
-	eng.Close()
-	s, _ = Open(openEngine(t, dir), Options{})
+	closeLog(s, eng)
+	s, eng = openLog(t, dir, Options{})
 	if h := s.HardState(); h.GetCommit() != 3 || h.GetTerm() != 2 || h.GetVote() != 1 {
 		t.Fatalf("hard state after reopen = %v, want the last one written with entries (commit 3)", h)
 	}
@@ -215,8 +220,8 @@ func TestCommitOnlyHardStateIsNotWritten(t *testing.T) {
 	if err := s.Compact(7); err != nil {
 		t.Fatal(err)
 	}
-	s.eng.Close()
-	s, _ = Open(openEngine(t, dir), Options{})
+	closeLog(s, eng)
+	s, _ = openLog(t, dir, Options{})
 	if h := s.HardState(); h.GetCommit() != 8 {
 		t.Fatalf("commit after reopen = %d, want it raised to the snapshot index 8", h.GetCommit())
 	}
@@ -233,7 +238,7 @@ func TestCommitOnlyHardStateIsNotWritten(t *testing.T) {
 
 // Entries honours maxSize but always returns at least one entry.
 func TestEntriesMaxSize(t *testing.T) {
-	s, _ := Open(openEngine(t, t.TempDir()), Options{CacheEntries: 3})
+	s, _ := openLog(t, t.TempDir(), Options{CacheEntries: 3})
 	if err := s.Append(hs(1, 1, 0), ents(1, 10, 1), nil); err != nil {
 		t.Fatal(err)
 	}
@@ -253,13 +258,13 @@ func TestEntriesMaxSize(t *testing.T) {
 }
 
 // Differential test: random appends, overwrites, snapshots, compactions and reopens
-// against raft's own MemoryStorage, with a tiny cache so reads hit the engine.
+// against raft's own MemoryStorage, with a tiny cache so reads hit the WAL and tiny
+// segments so that the WAL rolls and deletes segments all the time.
 func TestRandomAgainstMemoryStorage(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	dir := t.TempDir()
-	eng := openEngine(t, dir)
-	defer func() { eng.Close() }()
-	s, _ := Open(eng, Options{CacheEntries: 4, CacheBytes: 200})
+	opts := Options{CacheEntries: 4, CacheBytes: 200, SegmentSize: 512}
+	s, eng := openLog(t, dir, opts)
 	ms := raft.NewMemoryStorage()
 	term := uint64(1)
 	for step := 0; step < 400; step++ {
@@ -314,12 +319,8 @@ func TestRandomAgainstMemoryStorage(t *testing.T) {
 				t.Fatal(err)
 			}
 		case op == 8: // restart
-			eng.Close()
-			eng = openEngine(t, dir)
-			var err error
-			if s, err = Open(eng, Options{CacheEntries: 4, CacheBytes: 200}); err != nil {
-				t.Fatalf("step %d: reopen: %v", step, err)
-			}
+			closeLog(s, eng)
+			s, eng = openLog(t, dir, opts)
 		}
 		compareStorages(t, step, s, ms)
 	}

@@ -6,29 +6,24 @@ import (
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
-
-	"github.com/metastore/metastore/storage"
 )
 
 // Append persists what one raft.Ready asks to persist: the snapshot (if not empty),
 // then the entries (discarding every stored entry at or after the first new index),
-// then the hard state, in ONE engine batch. The batch is committed with sync=true
-// whenever raft requires durability (new entries, a snapshot, a new term or vote), so
-// when Append returns nil the Ready's messages may be sent. A hard state that only
-// moves the commit index is written without fsync with the Ready's entries, and not at
-// all when there are none (see Open).
+// then the hard state, in ONE write to the WAL followed by one fdatasync, so when
+// Append returns nil the Ready's messages may be sent. A hard state that only moves
+// the commit index is written with the Ready's other records, and not at all when
+// there are none (see Open).
 //
 // A non-empty snap is the metadata of a received snapshot; its Data may carry the path
 // of the file holding the state (see SnapshotFile). Applying it drops the whole log.
 //
 // Append must be called from the single writer goroutine.
 func (s *Storage) Append(hs *raftpb.HardState, ents []*raftpb.Entry, snap *raftpb.Snapshot) error {
-	b := s.eng.NewBatch()
-	defer b.Close()
-
+	var recs recordBuf
 	dummyIndex, dummyTerm, last := s.dummyIndex, s.dummyTerm, s.last
 	newSnap := s.snap
-	mustSync := false
+	install := false
 	if !raft.IsEmptySnap(snap) {
 		md := snap.GetMetadata()
 		if md.GetIndex() <= s.snap.GetMetadata().GetIndex() {
@@ -36,19 +31,12 @@ func (s *Storage) Append(hs *raftpb.HardState, ents []*raftpb.Entry, snap *raftp
 		}
 		newSnap = proto.Clone(snap).(*raftpb.Snapshot)
 		newSnap.Metadata = raftpb.EnsureSnapshotMetadata(newSnap.Metadata)
-		if err := setProto(b, storage.RaftSnapshotKey, newSnap); err != nil {
-			return err
-		}
-		bounds := logBounds()
-		if err := b.DeleteRange(bounds.LowerBound, bounds.UpperBound); err != nil {
+		if _, _, err := recs.addProto(recInstall, newSnap); err != nil {
 			return err
 		}
 		dummyIndex, dummyTerm = md.GetIndex(), md.GetTerm()
 		last = dummyIndex
-		if err := setProto(b, storage.RaftLogKey(dummyIndex), dummyEntry(dummyIndex, dummyTerm)); err != nil {
-			return err
-		}
-		mustSync = true
+		install = true
 	}
 
 	if len(ents) > 0 && ents[0].GetIndex() <= dummyIndex {
@@ -60,71 +48,69 @@ func (s *Storage) Append(hs *raftpb.HardState, ents []*raftpb.Entry, snap *raftp
 			ents = ents[skip:]
 		}
 	}
+	var added []entryPos // offsets relative to the start of recs until written
 	if len(ents) > 0 {
 		first := ents[0].GetIndex()
-		if last == 0 && dummyIndex == 0 {
-			// The first write of a new log: make the virtual dummy real, so that the
-			// first 'L' key is always the dummy.
-			if err := setProto(b, storage.RaftLogKey(0), dummyEntry(0, 0)); err != nil {
-				return err
-			}
-		}
 		if first > last+1 {
 			return fmt.Errorf("%w: append at %d leaves a gap after %d", ErrOutOfRange, first, last)
 		}
-		if first <= last {
-			if err := b.DeleteRange(storage.RaftLogKey(first), storage.RaftLogKey(last+1)); err != nil {
-				return err
-			}
-		}
+		added = make([]entryPos, 0, len(ents))
 		for i, e := range ents {
 			if e.GetIndex() != first+uint64(i) {
 				return fmt.Errorf("%w: entries not contiguous at %d", ErrOutOfRange, e.GetIndex())
 			}
-			if err := setProto(b, storage.RaftLogKey(e.GetIndex()), e); err != nil {
+			off, n, err := recs.addProto(recEntry, e)
+			if err != nil {
 				return err
 			}
+			added = append(added, entryPos{off: off, n: n, term: e.GetTerm()})
 		}
 		last = ents[len(ents)-1].GetIndex()
-		mustSync = true
 	}
 
 	newHS := s.hs
 	if !raft.IsEmptyHardState(hs) && !hardStateEqual(hs, s.hs) {
 		newHS = proto.Clone(hs).(*raftpb.HardState)
-		if hs.GetTerm() != s.hs.GetTerm() || hs.GetVote() != s.hs.GetVote() {
-			mustSync = true
-		}
 		// A hard state that only moves the commit index is not written on its own: the
 		// commit index needs no durability (Open raises a stale one to the log's
 		// start, which is committed, and raft learns the rest again), and skipping it
-		// saves an engine write per Ready that commits without appending.
-		if b.Count() > 0 || mustSync {
-			if err := setProto(b, storage.RaftHardStateKey, newHS); err != nil {
+		// saves a write and an fdatasync per Ready that commits without appending.
+		if !recs.empty() || hs.GetTerm() != s.hs.GetTerm() || hs.GetVote() != s.hs.GetVote() {
+			if _, _, err := recs.addProto(recHardState, newHS); err != nil {
 				return err
 			}
 		}
 	}
-	if b.Count() == 0 {
+	if recs.empty() {
 		s.mu.Lock()
 		s.hs = newHS
 		s.mu.Unlock()
 		return nil
 	}
-	if err := b.Commit(mustSync); err != nil {
+	seg, base, err := s.w.write(&recs, s.header)
+	if err != nil {
 		return err
+	}
+	if len(ents) > 0 {
+		seg.maxIndex = max(seg.maxIndex, last)
 	}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if newSnap != s.snap {
+	if install {
+		s.ents = s.ents[:0]
 		s.cache, s.cacheBytes, s.cacheFirst = nil, 0, dummyIndex+1
 	}
 	s.hs, s.snap = newHS, newSnap
 	s.dummyIndex, s.dummyTerm, s.last = dummyIndex, dummyTerm, last
 	if len(ents) > 0 {
-		// Invariant: the cache holds [cacheFirst, previous last] and first <= previous last+1.
 		first := ents[0].GetIndex()
+		s.ents = s.ents[:first-dummyIndex-1]
+		for _, p := range added {
+			p.seg, p.off = seg, base+p.off
+			s.ents = append(s.ents, p)
+		}
+		// Invariant: the cache holds [cacheFirst, previous last] and first <= previous last+1.
 		if first < s.cacheFirst {
 			s.cache, s.cacheBytes, s.cacheFirst = nil, 0, first
 		}
@@ -141,6 +127,16 @@ func (s *Storage) Append(hs *raftpb.HardState, ents []*raftpb.Entry, snap *raftp
 	}
 	s.trimCacheLocked()
 	return nil
+}
+
+// header encodes the persisted state that opens a new WAL segment.
+func (s *Storage) header() *recordBuf {
+	var r recordBuf
+	// Marshalling these small messages cannot fail.
+	_, _, _ = r.addProto(recHardState, s.hs)
+	_, _, _ = r.addProto(recSnapshot, s.snap)
+	_, _, _ = r.addProto(recStart, dummyEntry(s.dummyIndex, s.dummyTerm))
+	return &r
 }
 
 // CreateSnapshot records that the state machine holds the state at index, with
@@ -163,12 +159,11 @@ func (s *Storage) CreateSnapshot(index uint64, cs *raftpb.ConfState) error {
 		Term:      new(term),
 		ConfState: proto.Clone(raftpb.EnsureConfState(cs)).(*raftpb.ConfState),
 	}}
-	b := s.eng.NewBatch()
-	defer b.Close()
-	if err := setProto(b, storage.RaftSnapshotKey, snap); err != nil {
+	var recs recordBuf
+	if _, _, err := recs.addProto(recSnapshot, snap); err != nil {
 		return err
 	}
-	if err := b.Commit(true); err != nil {
+	if _, _, err := s.w.write(&recs, s.header); err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -178,7 +173,10 @@ func (s *Storage) CreateSnapshot(index uint64, cs *raftpb.ConfState) error {
 }
 
 // Compact discards the entries at and before index, keeping only index's term. index
-// must not pass the snapshot: the entries after it are what a restart replays.
+// must not pass the snapshot: the entries after it are what a restart replays. The
+// state machine's writes are not synced when applied, so Compact first syncs the
+// engine: the entries it drops could otherwise be needed to rebuild a state that a
+// crash lost. WAL segments holding only discarded entries are deleted.
 func (s *Storage) Compact(index uint64) error {
 	if index <= s.dummyIndex {
 		return raft.ErrCompacted
@@ -190,8 +188,19 @@ func (s *Storage) Compact(index uint64) error {
 	if err != nil {
 		return err
 	}
-	// Hide the entries first: once we hold the write lock no reader is inside them.
+	if err := s.eng.Sync(); err != nil {
+		return err
+	}
+	var recs recordBuf
+	if _, _, err := recs.addProto(recStart, dummyEntry(index, term)); err != nil {
+		return err
+	}
+	if _, _, err := s.w.write(&recs, s.header); err != nil {
+		return err
+	}
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ents = s.ents[index-s.dummyIndex:]
 	s.dummyIndex, s.dummyTerm = index, term
 	if s.cacheFirst <= index {
 		drop := index + 1 - s.cacheFirst
@@ -201,17 +210,8 @@ func (s *Storage) Compact(index uint64) error {
 		s.cache = s.cache[drop:]
 		s.cacheFirst = index + 1
 	}
-	s.mu.Unlock()
-
-	b := s.eng.NewBatch()
-	defer b.Close()
-	if err := b.DeleteRange([]byte{storage.PrefixRaftLog}, storage.RaftLogKey(index)); err != nil {
-		return err
-	}
-	if err := setProto(b, storage.RaftLogKey(index), dummyEntry(index, term)); err != nil {
-		return err
-	}
-	return b.Commit(false)
+	// Under the write lock: no reader is inside a segment being deleted.
+	return s.w.release(index)
 }
 
 func (s *Storage) trimCacheLocked() {
@@ -232,12 +232,4 @@ func dummyEntry(index, term uint64) *raftpb.Entry {
 
 func hardStateEqual(a, b *raftpb.HardState) bool {
 	return a.GetTerm() == b.GetTerm() && a.GetVote() == b.GetVote() && a.GetCommit() == b.GetCommit()
-}
-
-func setProto(b storage.Batch, key []byte, m proto.Message) error {
-	v, err := proto.Marshal(m)
-	if err != nil {
-		return err
-	}
-	return b.Set(key, v)
 }

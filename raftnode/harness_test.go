@@ -63,7 +63,7 @@ func (m *member) start(cfg Config) {
 		m.t.Fatal(err)
 	}
 	m.eng = eng
-	st, err := raftlog.Open(m.eng, raftlog.Options{})
+	st, err := raftlog.Open(m.eng, raftlog.Options{Dir: filepath.Join(m.dir, "wal")})
 	if err != nil {
 		m.t.Fatal(err)
 	}
@@ -175,6 +175,9 @@ func (m *member) stop() {
 	}
 	m.n.Stop()
 	<-m.applyDone
+	if err := m.n.st.Close(); err != nil {
+		m.t.Error(err)
+	}
 	if err := m.eng.Close(); err != nil {
 		m.t.Error(err)
 	}

@@ -55,10 +55,11 @@ func receivedSnapshot(t *testing.T, dir string, interrupted bool) {
 		t.Fatal(err)
 	}
 	defer eng.Close()
-	st, err := raftlog.Open(eng, raftlog.Options{})
+	st, err := raftlog.Open(eng, raftlog.Options{Dir: filepath.Join(dir, "wal")})
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer st.Close()
 	hs := &raftpb.HardState{Term: new(uint64(2)), Commit: new(uint64(30))}
 	if err := st.Append(hs, nil, &raftpb.Snapshot{Metadata: md, Data: []byte(path)}); err != nil {
 		t.Fatal(err)

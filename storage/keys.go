@@ -10,9 +10,8 @@ import (
 // owner. The prefixes are listed here and nowhere else.
 //
 //	'I' name                     this member's own identity (member ID)   (cmd wiring; never replicated)
-//	'H'                          raft hard state                          (raftlog)
-//	'S'                          raft snapshot metadata                   (raftlog)
-//	'L' index(8, big endian)     raft log entry                           (raftlog)
+//	'H', 'S', 'L'                the raft state of builds before raftlog's WAL: never
+//	                             written now ('H' marks such a data dir)  (raftlog)
 //	'M' name                     state-machine metadata (applied index…)  (apply, mvcc, membership)
 //	'K' esc(userkey) 00 01 ^main(8) ^sub(8)
 //	                             one version of a user key, newest first  (mvcc)

@@ -40,6 +40,7 @@ type member struct {
 	eng       storage.Engine
 	store     *mvcc.Store
 	node      *raftnode.Node
+	rlog      *raftlog.Storage
 	tr        *transport.Transport
 	srv       *server.Server
 	grpc      *grpc.Server
@@ -64,7 +65,7 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 			m.close(context.Background())
 		}
 	}()
-	eng, err := pebble.Open(filepath.Join(cfg.DataDir, "db"), pebble.Options{WALDir: cfg.WALDir, Logger: lg, MemTableSize: 16 << 20})
+	eng, err := pebble.Open(filepath.Join(cfg.DataDir, "db"), pebble.Options{Logger: lg, MemTableSize: 16 << 20})
 	if err != nil {
 		return nil, fmt.Errorf("open storage: %w", err)
 	}
@@ -87,10 +88,17 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 	if err != nil {
 		return nil, err
 	}
-	rlog, err := raftlog.Open(eng, raftlog.Options{Logger: lg, SnapDir: snapDir})
+	// The raft log lives in its own WAL, in --wal-dir as etcd's does; the engine's
+	// own write-ahead log stays in the engine's dir.
+	walDir := cfg.WALDir
+	if walDir == "" {
+		walDir = filepath.Join(cfg.DataDir, "wal")
+	}
+	rlog, err := raftlog.Open(eng, raftlog.Options{Dir: walDir, Logger: lg, SnapDir: snapDir})
 	if err != nil {
 		return nil, err
 	}
+	m.rlog = rlog
 	self := cl.Member(selfID)
 	lg.Info("starting member",
 		zap.String("name", cfg.Name), zap.String("member-id", membership.IDString(selfID)),
@@ -248,6 +256,11 @@ func (m *member) close(ctx context.Context) {
 		m.tr.Stop()
 	}
 	m.wg.Wait()
+	if m.rlog != nil {
+		if err := m.rlog.Close(); err != nil {
+			m.lg.Warn("closing the raft log", zap.Error(err))
+		}
+	}
 	if m.store != nil {
 		_ = m.store.Close()
 	}

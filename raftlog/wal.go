@@ -1,0 +1,353 @@
+package raftlog
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+	"google.golang.org/protobuf/proto"
+)
+
+// The write-ahead log: the raft log's only durable home. It is a directory of segment
+// files named by a hexadecimal sequence number (0000000000000001.wal, ...), written
+// oldest to newest, each preallocated to the segment size so that an fdatasync
+// rarely has file metadata to write.
+//
+// A segment is a sequence of records, each
+//
+//	[4 bytes little-endian body length][4 bytes CRC-32C of the body][body]
+//	body = [1 byte record type][payload]
+//
+// ended by a zero length (the preallocated zeros) or the end of the file. Every
+// segment opens with a header: the persisted hard state, snapshot metadata and log
+// start as of its creation, written and synced before anything else goes into it, so
+// that the older segments can be deleted once the log is compacted past their
+// entries. Replaying all segments in order rebuilds the log (see replay).
+//
+// Only the newest segment may end in a torn record (a crash during a write that was
+// never acknowledged): Open cuts it there. A bad record anywhere else is corruption.
+const (
+	recEntry     byte = 1 // a raftpb.Entry; it discards every entry at or after its index
+	recHardState byte = 2 // a raftpb.HardState
+	recSnapshot  byte = 3 // a raftpb.Snapshot (metadata, and the received file's path)
+	recInstall   byte = 4 // a received raftpb.Snapshot: the log restarts after it
+	recStart     byte = 5 // a raftpb.Entry (index and term only): the log starts after it
+)
+
+const (
+	recHeaderSize = 8
+	segmentSuffix = ".wal"
+	// DefaultSegmentSize is the preallocated size of a WAL segment (etcd's is 64 MB).
+	DefaultSegmentSize = 64 << 20
+)
+
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+// segment is one WAL file.
+type segment struct {
+	seq  uint64
+	f    *os.File
+	size int64 // bytes of valid records; the next write goes here
+	// maxIndex is the highest entry index written in the segment (0: none). Once the
+	// log is compacted to it, a segment that is not the newest can be deleted.
+	maxIndex uint64
+}
+
+// wal appends records to the newest segment. Only the writer goroutine calls its
+// methods, except readAt, which is safe for concurrent use.
+type wal struct {
+	dir     string
+	segSize int64
+	segs    []*segment // oldest first
+	lock    *os.File
+}
+
+func segmentName(seq uint64) string { return fmt.Sprintf("%016x%s", seq, segmentSuffix) }
+
+// recordBuf collects encoded records for one write.
+type recordBuf struct{ b []byte }
+
+// addProto appends a record holding m and returns the offset and length of its
+// payload within the buffer.
+func (r *recordBuf) addProto(typ byte, m proto.Message) (int64, int, error) {
+	start := len(r.b)
+	r.b = append(r.b, 0, 0, 0, 0, 0, 0, 0, 0, typ)
+	var err error
+	if r.b, err = (proto.MarshalOptions{}).MarshalAppend(r.b, m); err != nil {
+		r.b = r.b[:start]
+		return 0, 0, err
+	}
+	body := r.b[start+recHeaderSize:]
+	binary.LittleEndian.PutUint32(r.b[start:], uint32(len(body)))
+	binary.LittleEndian.PutUint32(r.b[start+4:], crc32.Checksum(body, crcTable))
+	return int64(start + recHeaderSize + 1), len(body) - 1, nil
+}
+
+func (r *recordBuf) empty() bool { return len(r.b) == 0 }
+
+// openWAL opens (creating it if needed) and locks the WAL in dir, and calls visit
+// for every valid record of every segment, oldest first. It cuts a torn tail off the
+// newest segment and drops a newest segment whose header never became durable.
+func openWAL(dir string, segSize int64, visit func(seg *segment, off int64, typ byte, payload []byte) error) (*wal, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	lock, err := os.OpenFile(filepath.Join(dir, "LOCK"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("raftlog: WAL dir %s is in use by another process: %w", dir, err)
+	}
+	w := &wal{dir: dir, segSize: segSize, lock: lock}
+	seqs, err := listSegments(dir)
+	if err != nil {
+		w.close()
+		return nil, err
+	}
+	for i, seq := range seqs {
+		last := i == len(seqs)-1
+		f, err := os.OpenFile(filepath.Join(dir, segmentName(seq)), os.O_RDWR, 0o600)
+		if err != nil {
+			w.close()
+			return nil, err
+		}
+		seg := &segment{seq: seq, f: f}
+		n, records, err := scanSegment(f, func(off int64, typ byte, payload []byte) error {
+			return visit(seg, off, typ, payload)
+		})
+		if err != nil && !(last && errors.Is(err, errTorn)) {
+			f.Close()
+			w.close()
+			return nil, fmt.Errorf("%w: WAL segment %s: %v", ErrCorrupt, segmentName(seq), err)
+		}
+		seg.size = n
+		if last && records < headerRecords {
+			// Created, but the crash came before its header was durable: nothing was
+			// ever written after it. The previous segment (if any) goes on.
+			f.Close()
+			if err := os.Remove(f.Name()); err != nil {
+				w.close()
+				return nil, err
+			}
+			if err := syncDir(dir); err != nil {
+				w.close()
+				return nil, err
+			}
+			break
+		}
+		if last && err != nil {
+			// A torn tail: cut it, and preallocate again.
+			if err := f.Truncate(n); err != nil {
+				f.Close()
+				w.close()
+				return nil, err
+			}
+			preallocate(f, segSize)
+			if err := unix.Fdatasync(int(f.Fd())); err != nil {
+				f.Close()
+				w.close()
+				return nil, err
+			}
+		}
+		w.segs = append(w.segs, seg)
+	}
+	return w, nil
+}
+
+// headerRecords is the number of records in a segment header.
+const headerRecords = 3
+
+var errTorn = errors.New("torn or corrupt record")
+
+// scanSegment calls fn for every valid record of f and returns the size of the valid
+// prefix and the number of records in it; errTorn if it ended at a bad record.
+func scanSegment(f *os.File, fn func(off int64, typ byte, payload []byte) error) (int64, int, error) {
+	st, err := f.Stat()
+	if err != nil {
+		return 0, 0, err
+	}
+	size := st.Size()
+	r := bufio.NewReaderSize(io.NewSectionReader(f, 0, size), 1<<20)
+	var (
+		off     int64
+		records int
+		hdr     [recHeaderSize]byte
+		body    []byte
+	)
+	for {
+		if off+recHeaderSize > size {
+			return off, records, nil
+		}
+		if _, err := io.ReadFull(r, hdr[:]); err != nil {
+			return off, records, err
+		}
+		n := int64(binary.LittleEndian.Uint32(hdr[:]))
+		crc := binary.LittleEndian.Uint32(hdr[4:])
+		if n == 0 && crc == 0 {
+			return off, records, nil // the preallocated zeros
+		}
+		if n == 0 || off+recHeaderSize+n > size {
+			return off, records, errTorn
+		}
+		body = slices.Grow(body[:0], int(n))[:n]
+		if _, err := io.ReadFull(r, body); err != nil {
+			return off, records, err
+		}
+		if crc32.Checksum(body, crcTable) != crc {
+			return off, records, errTorn
+		}
+		if err := fn(off+recHeaderSize+1, body[0], body[1:]); err != nil {
+			return off, records, err
+		}
+		records++
+		off += recHeaderSize + n
+	}
+}
+
+func listSegments(dir string) ([]uint64, error) {
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var seqs []uint64
+	for _, de := range des {
+		name := de.Name()
+		if !strings.HasSuffix(name, segmentSuffix) {
+			continue
+		}
+		seq, err := strconv.ParseUint(strings.TrimSuffix(name, segmentSuffix), 16, 64)
+		if err != nil || segmentName(seq) != name {
+			return nil, fmt.Errorf("%w: unexpected file %s in the WAL dir", ErrCorrupt, name)
+		}
+		seqs = append(seqs, seq)
+	}
+	slices.Sort(seqs)
+	return seqs, nil
+}
+
+// write appends recs to the newest segment and fdatasyncs it; when they do not fit,
+// it first rolls to a new segment whose header header() encodes. It returns the
+// segment written and the offset at which recs start in it.
+func (w *wal) write(recs *recordBuf, header func() *recordBuf) (*segment, int64, error) {
+	cur := w.current()
+	if cur == nil || (cur.size+int64(len(recs.b)) > w.segSize && cur.size > 0) {
+		var err error
+		if cur, err = w.roll(header()); err != nil {
+			return nil, 0, err
+		}
+	}
+	base := cur.size
+	if _, err := cur.f.WriteAt(recs.b, base); err != nil {
+		return nil, 0, err
+	}
+	if err := unix.Fdatasync(int(cur.f.Fd())); err != nil {
+		return nil, 0, err
+	}
+	cur.size += int64(len(recs.b))
+	return cur, base, nil
+}
+
+func (w *wal) current() *segment {
+	if len(w.segs) == 0 {
+		return nil
+	}
+	return w.segs[len(w.segs)-1]
+}
+
+// roll creates the next segment with header hdr, durably, and makes it current.
+func (w *wal) roll(hdr *recordBuf) (*segment, error) {
+	var seq uint64 = 1
+	if cur := w.current(); cur != nil {
+		seq = cur.seq + 1
+	}
+	f, err := os.OpenFile(filepath.Join(w.dir, segmentName(seq)), os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	preallocate(f, w.segSize)
+	if _, err := f.WriteAt(hdr.b, 0); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if err := syncDir(w.dir); err != nil {
+		f.Close()
+		return nil, err
+	}
+	seg := &segment{seq: seq, f: f, size: int64(len(hdr.b))}
+	w.segs = append(w.segs, seg)
+	return seg, nil
+}
+
+// release deletes the oldest segments, other than the newest, whose entries are all
+// at or below index (the log start, durably recorded in a newer segment).
+func (w *wal) release(index uint64) error {
+	n := 0
+	for n < len(w.segs)-1 && w.segs[n].maxIndex <= index {
+		n++
+	}
+	if n == 0 {
+		return nil
+	}
+	for _, seg := range w.segs[:n] {
+		seg.f.Close()
+		if err := os.Remove(seg.f.Name()); err != nil {
+			return err
+		}
+	}
+	w.segs = slices.Delete(w.segs, 0, n)
+	return syncDir(w.dir)
+}
+
+// readAt reads n payload bytes at off in seg.
+func readAt(seg *segment, off int64, n int) ([]byte, error) {
+	b := make([]byte, n)
+	if _, err := seg.f.ReadAt(b, off); err != nil {
+		return nil, fmt.Errorf("%w: reading WAL segment %s at %d: %v", ErrCorrupt, segmentName(seg.seq), off, err)
+	}
+	return b, nil
+}
+
+func (w *wal) close() error {
+	var err error
+	for _, seg := range w.segs {
+		if cerr := seg.f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	w.segs = nil
+	if w.lock != nil {
+		w.lock.Close()
+		w.lock = nil
+	}
+	return err
+}
+
+// preallocate reserves size bytes for f; where the file system cannot, writes extend
+// the file instead (correct, a little slower to sync).
+func preallocate(f *os.File, size int64) {
+	_ = unix.Fallocate(int(f.Fd()), 0, 0, size)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
