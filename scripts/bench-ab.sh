@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Quick A/B of the issue's client counts: for each round, starts an N-member cluster of
 # MetaStore, then one of etcd (in turn, on the same loopback ports), and runs put with 1,
-# 100 and 1000 clients and a linearizable single-key get with 1000 clients.
+# 100 and 1000 clients and a linearizable single-key get with 1000 clients. "get-s c=1"
+# (a serializable get, 1 client: no Raft, no disk) is the round trip a 1-client put
+# pays on top of its fdatasync.
 #   scripts/bench-ab.sh [members=3] [rounds=2]
 # Needs bin/metastore and bin/metastore-bench (make build) and etcd (ETCD_BIN, default
 # .etcd-bin/etcd from scripts/build-etcd.sh). Compare ratios within one run only.
@@ -31,6 +33,7 @@ for round in $(seq 1 "$R"); do
     d=$(mktemp -d); start "$bin" "$d"
     eps=$(cat "$d/eps"); one=${eps%%,*}
     echo "== round $round $(basename "$bin") members=$N"
+    run "get-s c=1" range foo --endpoints="$one" --consistency s --clients 1 --total 1500
     run "put c=1" put --endpoints="$one" --clients 1 --total 1500 --val-size 256
     run "put c=100" put --endpoints="$eps" --clients 100 --conns 10 --total 20000 --key-space-size 100000 --val-size 256
     run "put c=1000" put --endpoints="$eps" --clients 1000 --conns 100 --total 40000 --key-space-size 100000 --val-size 256

@@ -21,7 +21,8 @@ import (
 
 // Options configure Open.
 type Options struct {
-	// WALDir holds the write-ahead log (etcd's --wal-dir). Empty: inside the data dir.
+	// WALDir holds Pebble's own write-ahead log. Empty: inside the data dir. (etcd's --wal-dir
+	// holds the Raft log, which raftlog keeps in a WAL of its own.)
 	WALDir string
 	// Logger receives Pebble's log lines. Nil: a no-op logger.
 	Logger *zap.Logger
