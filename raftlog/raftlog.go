@@ -75,6 +75,7 @@ type Storage struct {
 	eng  storage.Engine
 	opts Options
 	w    *wal
+	buf  []byte // Append's record buffer, reused (writer only)
 
 	mu sync.RWMutex
 	// hs is the last persisted hard state (never nil).

@@ -98,7 +98,15 @@ func (r *recordBuf) empty() bool { return len(r.b) == 0 }
 // for every valid record of every segment, oldest first. It cuts a torn tail off the
 // newest segment and drops a newest segment whose header never became durable.
 func openWAL(dir string, segSize int64, visit func(seg *segment, off int64, typ byte, payload []byte) error) (*wal, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, err
+		}
+		// The new dir's own entry must be durable too.
+		if err := syncDir(filepath.Dir(dir)); err != nil {
+			return nil, err
+		}
+	} else if err != nil {
 		return nil, err
 	}
 	lock, err := os.OpenFile(filepath.Join(dir, "LOCK"), os.O_CREATE|os.O_RDWR, 0o600)

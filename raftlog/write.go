@@ -20,7 +20,14 @@ import (
 //
 // Append must be called from the single writer goroutine.
 func (s *Storage) Append(hs *raftpb.HardState, ents []*raftpb.Entry, snap *raftpb.Snapshot) error {
-	var recs recordBuf
+	// The buffer is reused from one Append to the next: only the writer goroutine
+	// calls Append, and nothing keeps a reference into it once written.
+	recs := recordBuf{b: s.buf[:0]}
+	defer func() {
+		if cap(recs.b) <= maxKeptBuffer {
+			s.buf = recs.b[:0]
+		}
+	}()
 	dummyIndex, dummyTerm, last := s.dummyIndex, s.dummyTerm, s.last
 	newSnap := s.snap
 	install := false
@@ -128,6 +135,9 @@ func (s *Storage) Append(hs *raftpb.HardState, ents []*raftpb.Entry, snap *raftp
 	s.trimCacheLocked()
 	return nil
 }
+
+// maxKeptBuffer bounds the record buffer Append keeps for the next call.
+const maxKeptBuffer = 4 << 20
 
 // header encodes the persisted state that opens a new WAL segment.
 func (s *Storage) header() *recordBuf {

@@ -47,6 +47,7 @@ func (p *proposal) finish(err error) {
 type inbox struct {
 	mu     sync.Mutex
 	props  []proposal
+	spare  []proposal // the previous props, emptied, for reuse
 	msgs   []*raftpb.Message
 	calls  []func()
 	closed bool
@@ -118,8 +119,18 @@ func (in *inbox) takeProposals() []proposal {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	props := in.props
-	in.props = nil
+	in.props, in.spare = in.spare, nil
 	return props
+}
+
+// recycle gives back a slice takeProposals returned, once the loop is done with it.
+func (in *inbox) recycle(props []proposal) {
+	clear(props)
+	in.mu.Lock()
+	if in.spare == nil {
+		in.spare = props[:0]
+	}
+	in.mu.Unlock()
 }
 
 // expire finishes the proposals whose time is up; with a leader the loop takes them

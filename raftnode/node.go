@@ -352,35 +352,38 @@ func (n *Node) drainInbox() {
 	}
 	now := time.Now()
 	self := n.cfg.ID
-	for len(props) > 0 {
+	for rest := props; len(rest) > 0; {
 		var (
-			ents  []*raftpb.Entry
-			size  uint64
-			batch []proposal
+			ents []*raftpb.Entry
+			size uint64
 		)
 		i := 0
-		for ; i < len(props); i++ {
-			p := props[i]
+		for ; i < len(rest); i++ {
+			p := &rest[i]
 			if err := p.expired(now); err != nil {
 				p.finish(err)
+				p.ents = nil // answered: not part of the message
 				continue
 			}
-			if len(batch) > 0 && size+p.size() > n.cfg.MaxSizePerMsg {
+			if len(ents) > 0 && size+p.size() > n.cfg.MaxSizePerMsg {
 				break
 			}
 			ents = append(ents, p.ents...)
 			size += p.size()
-			batch = append(batch, p)
 		}
-		props = props[i:]
+		batch := rest[:i]
+		rest = rest[i:]
 		if len(ents) == 0 {
 			continue
 		}
 		err := n.rn.Step(&raftpb.Message{Type: raftpb.MsgProp.Enum(), From: &self, Entries: ents})
-		for _, p := range batch {
-			p.finish(err)
+		for k := range batch {
+			if batch[k].ents != nil {
+				batch[k].finish(err)
+			}
 		}
 	}
+	n.in.recycle(props)
 }
 
 // call runs f on the loop goroutine and waits for it; false if the node stopped first.
