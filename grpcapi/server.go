@@ -156,6 +156,9 @@ func (o Options) withDefaults() Options {
 // a handler is logged with its value and stack, counted in
 // grpc_req_panics_recovered_total, and answered as codes.Internal (without the panic
 // value); the server keeps running.
+// streamWorkers is the number of goroutines kept to run calls (grpc.NumStreamWorkers).
+const streamWorkers = 256
+
 func NewServer(b Backend, opts Options) *grpc.Server {
 	opts = opts.withDefaults()
 	lg := opts.Logger
@@ -196,6 +199,11 @@ func NewServer(b Backend, opts Options) *grpc.Server {
 		grpc.MaxRecvMsgSize(int(opts.MaxRequestBytes+grpcOverheadBytes)),
 		grpc.MaxSendMsgSize(math.MaxInt32),
 		grpc.MaxConcurrentStreams(opts.MaxConcurrentStreams),
+		// Long-lived workers run the calls, so a call does not start on a fresh
+		// goroutine whose stack grows (copied each time) to what a Pebble iterator
+		// needs: that was a fifth of the CPU of linearizable gets with 1000 clients.
+		// When every worker is busy gRPC starts a goroutine, as without them.
+		grpc.NumStreamWorkers(streamWorkers),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: opts.KeepAliveMinTime}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: opts.KeepAliveInterval, Timeout: opts.KeepAliveTimeout}),
 	)
