@@ -125,6 +125,10 @@ func Open(eng storage.Engine, opts Options) (*Storage, error) {
 		return nil, err
 	}
 	s.w = w
+	if w.cut >= 0 {
+		opts.Logger.Warn("cut a torn record off the end of the WAL (a write interrupted by a crash, never acknowledged)",
+			zap.String("segment", segmentName(w.current().seq)), zap.Int64("offset", w.cut))
+	}
 	if len(w.segs) == 0 {
 		if _, err := eng.Get(storage.RaftHardStateKey); err == nil {
 			w.close()

@@ -69,6 +69,8 @@ type wal struct {
 	segSize int64
 	segs    []*segment // oldest first
 	lock    *os.File
+	// cut, set by openWAL: where it cut a torn tail off the newest segment (-1: none).
+	cut int64
 }
 
 func segmentName(seq uint64) string { return fmt.Sprintf("%016x%s", seq, segmentSuffix) }
@@ -117,7 +119,7 @@ func openWAL(dir string, segSize int64, visit func(seg *segment, off int64, typ 
 		lock.Close()
 		return nil, fmt.Errorf("raftlog: WAL dir %s is in use by another process: %w", dir, err)
 	}
-	w := &wal{dir: dir, segSize: segSize, lock: lock}
+	w := &wal{dir: dir, segSize: segSize, lock: lock, cut: -1}
 	seqs, err := listSegments(dir)
 	if err != nil {
 		w.close()
@@ -156,6 +158,7 @@ func openWAL(dir string, segSize int64, visit func(seg *segment, off int64, typ 
 		}
 		if last && err != nil {
 			// A torn tail: cut it, and preallocate again.
+			w.cut = n
 			if err := f.Truncate(n); err != nil {
 				f.Close()
 				w.close()
