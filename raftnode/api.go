@@ -12,8 +12,13 @@ import (
 // until it commits: the caller waits for the entry on Apply). While there is no leader
 // the proposal waits, until ctx is done. A proposal may still be lost without error.
 func (n *Node) Propose(ctx context.Context, data []byte) error {
+	return n.proposeWait(ctx, &raftpb.Entry{Data: data})
+}
+
+// proposeWait queues e and waits for raft's answer, ctx's end or the node's stop.
+func (n *Node) proposeWait(ctx context.Context, e *raftpb.Entry) error {
 	errc := make(chan error, 1)
-	n.ProposeAsync(ctx, data, func(err error) { errc <- err })
+	n.queue(proposal{ents: []*raftpb.Entry{e}, ctx: ctx, done: func(err error) { errc <- err }})
 	select {
 	case err := <-errc:
 		return err
@@ -21,6 +26,13 @@ func (n *Node) Propose(ctx context.Context, data []byte) error {
 		return ctx.Err()
 	case <-n.donec:
 		return ErrStopped
+	}
+}
+
+// queue hands p to the loop, or answers it with ErrStopped.
+func (n *Node) queue(p proposal) {
+	if !n.in.addProposal(p) {
+		p.finish(ErrStopped)
 	}
 }
 
@@ -30,10 +42,7 @@ func (n *Node) Propose(ctx context.Context, data []byte) error {
 // answer: nil, or raft.ErrProposalDropped. If ctx ends first, done gets ctx's error;
 // if the node stops, ErrStopped.
 func (n *Node) ProposeAsync(ctx context.Context, data []byte, done func(error)) {
-	p := proposal{ents: []*raftpb.Entry{{Data: data}}, ctx: ctx, done: done}
-	if !n.in.addProposal(p) {
-		p.finish(ErrStopped)
-	}
+	n.queue(proposal{ents: []*raftpb.Entry{{Data: data}}, ctx: ctx, done: done})
 }
 
 // ProposeConfChange proposes a membership change (*raftpb.ConfChange or
@@ -43,19 +52,7 @@ func (n *Node) ProposeConfChange(ctx context.Context, cc raftpb.ConfChangeI) err
 	if err != nil {
 		return err
 	}
-	errc := make(chan error, 1)
-	p := proposal{ents: []*raftpb.Entry{{Type: typ.Enum(), Data: data}}, ctx: ctx, done: func(err error) { errc <- err }}
-	if !n.in.addProposal(p) {
-		return ErrStopped
-	}
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-n.donec:
-		return ErrStopped
-	}
+	return n.proposeWait(ctx, &raftpb.Entry{Type: typ.Enum(), Data: data})
 }
 
 // ReadIndex asks for a linearizable read point; the answer arrives on ReadStates with

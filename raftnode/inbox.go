@@ -62,36 +62,25 @@ func (in *inbox) wake() {
 }
 
 func (in *inbox) addProposal(p proposal) bool {
-	in.mu.Lock()
-	if in.closed {
-		in.mu.Unlock()
-		return false
-	}
-	in.props = append(in.props, p)
-	in.mu.Unlock()
-	in.wake()
-	return true
+	return in.add(func() { in.props = append(in.props, p) })
 }
 
 func (in *inbox) addMessage(m *raftpb.Message) bool {
-	in.mu.Lock()
-	if in.closed {
-		in.mu.Unlock()
-		return false
-	}
-	in.msgs = append(in.msgs, m)
-	in.mu.Unlock()
-	in.wake()
-	return true
+	return in.add(func() { in.msgs = append(in.msgs, m) })
 }
 
 func (in *inbox) addCall(f func()) bool {
+	return in.add(func() { in.calls = append(in.calls, f) })
+}
+
+// add runs push under the lock and wakes the loop; false once the inbox is closed.
+func (in *inbox) add(push func()) bool {
 	in.mu.Lock()
 	if in.closed {
 		in.mu.Unlock()
 		return false
 	}
-	in.calls = append(in.calls, f)
+	push()
 	in.mu.Unlock()
 	in.wake()
 	return true
