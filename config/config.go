@@ -125,6 +125,9 @@ type Config struct {
 	SnapshotCatchUpEntries uint64        // --snapshot-catchup-entries
 	HeartbeatInterval      time.Duration // --heartbeat-interval (milliseconds on the command line and in YAML)
 	ElectionTimeout        time.Duration // --election-timeout (milliseconds on the command line and in YAML)
+	// InitialElectionTickAdvance (--initial-election-tick-advance, default true): at
+	// start, once peers answer, fast-forward the election clock as etcd does.
+	InitialElectionTickAdvance bool
 
 	QuotaBackendBytes int64 // --quota-backend-bytes as given; see QuotaBytes
 	MaxRequestBytes   uint  // --max-request-bytes
@@ -170,32 +173,33 @@ type Config struct {
 // which are derived/defaulted by Parse).
 func NewConfig() *Config {
 	return &Config{
-		Name:                    DefaultName,
-		ListenClientURLs:        mustURLs(DefaultListenClientURLs),
-		AdvertiseClientURLs:     mustURLs(DefaultAdvertiseClientURLs),
-		ListenPeerURLs:          mustURLs(DefaultListenPeerURLs),
-		AdvertisePeerURLs:       mustURLs(DefaultAdvertisePeerURLs),
-		InitialCluster:          DefaultInitialCluster,
-		InitialClusterState:     ClusterStateNew,
-		InitialClusterToken:     DefaultInitialClusterToken,
-		SnapshotCount:           DefaultSnapshotCount,
-		SnapshotCatchUpEntries:  DefaultSnapshotCatchUpEntries,
-		HeartbeatInterval:       DefaultHeartbeatInterval,
-		ElectionTimeout:         DefaultElectionTimeout,
-		MaxRequestBytes:         DefaultMaxRequestBytes,
-		MaxTxnOps:               DefaultMaxTxnOps,
-		AutoCompactionMode:      DefaultAutoCompactionMode,
-		AutoCompactionRetention: DefaultAutoCompactionRetention,
-		Logger:                  DefaultLogger,
-		LogLevel:                DefaultLogLevel,
-		LogFormat:               DefaultLogFormat,
-		LogOutputs:              []string{DefaultLogOutput},
-		StorageEngine:           DefaultStorageEngine,
-		SelfSignedCertValidity:  DefaultSelfSignedCertValidity,
-		TLSMinVersion:           DefaultTLSMinVersion,
-		TLSMaxVersion:           DefaultTLSMaxVersion,
-		Ignored:                 map[string]string{},
-		ExplicitlySet:           map[string]bool{},
+		Name:                       DefaultName,
+		ListenClientURLs:           mustURLs(DefaultListenClientURLs),
+		AdvertiseClientURLs:        mustURLs(DefaultAdvertiseClientURLs),
+		ListenPeerURLs:             mustURLs(DefaultListenPeerURLs),
+		AdvertisePeerURLs:          mustURLs(DefaultAdvertisePeerURLs),
+		InitialCluster:             DefaultInitialCluster,
+		InitialClusterState:        ClusterStateNew,
+		InitialClusterToken:        DefaultInitialClusterToken,
+		SnapshotCount:              DefaultSnapshotCount,
+		SnapshotCatchUpEntries:     DefaultSnapshotCatchUpEntries,
+		HeartbeatInterval:          DefaultHeartbeatInterval,
+		ElectionTimeout:            DefaultElectionTimeout,
+		InitialElectionTickAdvance: true,
+		MaxRequestBytes:            DefaultMaxRequestBytes,
+		MaxTxnOps:                  DefaultMaxTxnOps,
+		AutoCompactionMode:         DefaultAutoCompactionMode,
+		AutoCompactionRetention:    DefaultAutoCompactionRetention,
+		Logger:                     DefaultLogger,
+		LogLevel:                   DefaultLogLevel,
+		LogFormat:                  DefaultLogFormat,
+		LogOutputs:                 []string{DefaultLogOutput},
+		StorageEngine:              DefaultStorageEngine,
+		SelfSignedCertValidity:     DefaultSelfSignedCertValidity,
+		TLSMinVersion:              DefaultTLSMinVersion,
+		TLSMaxVersion:              DefaultTLSMaxVersion,
+		Ignored:                    map[string]string{},
+		ExplicitlySet:              map[string]bool{},
 	}
 }
 

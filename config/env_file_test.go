@@ -74,6 +74,7 @@ data-dir: /var/lib/m
 snapshot-count: 500
 heartbeat-interval: 50
 election-timeout: 500
+initial-election-tick-advance: false
 listen-client-urls: http://127.0.0.1:12379,http://127.0.0.1:12378
 advertise-client-urls: http://127.0.0.1:12379
 listen-peer-urls: http://127.0.0.1:12380
@@ -92,7 +93,7 @@ frobnicate: 3
 		t.Fatal(err)
 	}
 	if c.Name != "infra1" || c.DataDir != "/var/lib/m" || c.SnapshotCount != 500 ||
-		c.HeartbeatInterval != 50*time.Millisecond || c.ElectionTimeout != 500*time.Millisecond ||
+		c.HeartbeatInterval != 50*time.Millisecond || c.ElectionTimeout != 500*time.Millisecond || c.InitialElectionTickAdvance ||
 		c.InitialClusterToken != "tok" || c.LogLevel != "debug" || strings.Join(c.LogOutputs, ",") != "stdout" {
 		t.Errorf("file not applied: %+v", c)
 	}

@@ -40,6 +40,7 @@ func TestDefaultsAreEtcds(t *testing.T) {
 		{"heartbeat-interval", c.HeartbeatInterval, 100 * time.Millisecond},
 		{"election-timeout", c.ElectionTimeout, time.Second},
 		{"election ticks", c.ElectionTicks(), 10},
+		{"initial-election-tick-advance", c.InitialElectionTickAdvance, true},
 		{"quota-backend-bytes", c.QuotaBackendBytes, int64(0)},
 		{"quota in effect", c.QuotaBytes(), int64(2 << 30)},
 		{"max-request-bytes", c.MaxRequestBytes, uint(1572864)},
@@ -80,6 +81,14 @@ func TestFlagSyntaxIsGoFlagLikeEtcd(t *testing.T) {
 	c, ws = mustParse(t, []string{"--enable-pprof"}, nil)
 	if !c.EnablePprof || len(ws) != 0 {
 		t.Errorf("--enable-pprof: enabled=%v warnings=%q", c.EnablePprof, ws)
+	}
+	c, ws = mustParse(t, []string{"--initial-election-tick-advance=false"}, nil)
+	if c.InitialElectionTickAdvance || len(ws) != 0 {
+		t.Errorf("--initial-election-tick-advance=false: %v, warnings %q", c.InitialElectionTickAdvance, ws)
+	}
+	c, _ = mustParse(t, nil, []string{"ETCD_INITIAL_ELECTION_TICK_ADVANCE=false"})
+	if c.InitialElectionTickAdvance {
+		t.Error("ETCD_INITIAL_ELECTION_TICK_ADVANCE=false not applied")
 	}
 	c, _ = mustParse(t, []string{"--version"}, nil)
 	if !c.PrintVersion {

@@ -32,7 +32,6 @@ var unimplementedFlags = []flagSpec{
 	{name: "listen-metrics-urls", kind: kindURLs},
 	{name: "max-snapshots", kind: kindUint},
 	{name: "max-wals", kind: kindUint},
-	{name: "initial-election-tick-advance", kind: kindBool},
 	{name: "backend-bbolt-freelist-type", kind: kindString},
 	{name: "backend-batch-interval", kind: kindDuration},
 	{name: "backend-batch-limit", kind: kindInt},

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"go.uber.org/zap"
 )
@@ -141,4 +143,51 @@ func checkResponse(resp *http.Response) error {
 		return fmt.Errorf("%w: %s", ErrClusterIDMismatch, strings.TrimSpace(string(msg)))
 	}
 	return fmt.Errorf("transport: peer answered %s: %s", resp.Status, strings.TrimSpace(string(msg)))
+}
+
+// ActivePeers counts the peers that answer a probe on their peer URL within timeout,
+// probing them all at once. etcd counts its open peer streams for the same purpose
+// (whether to fast-forward the first election at start); our streams open only when
+// there is something to send, so a start-up probe stands in for them.
+func (t *Transport) ActivePeers(ctx context.Context, timeout time.Duration) int {
+	t.mu.Lock()
+	peers := make([]*peer, 0, len(t.peers))
+	for _, p := range t.peers {
+		peers = append(peers, p)
+	}
+	t.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var n atomic.Int32
+	var wg sync.WaitGroup
+	for _, p := range peers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if p.probe(ctx) == nil {
+				n.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	return int(n.Load())
+}
+
+// probe asks the peer's probe endpoint whether it is up.
+func (p *peer) probe(ctx context.Context) error {
+	u := p.url()
+	if u == "" {
+		return fmt.Errorf("transport: no URL for peer %s", idString(p.id))
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u+pathProbe, nil)
+	if err != nil {
+		return err
+	}
+	p.setHeaders(req)
+	resp, err := p.t.snapClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	return checkResponse(resp)
 }

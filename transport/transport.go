@@ -123,9 +123,9 @@ type Transport struct {
 	wg    sync.WaitGroup // peer goroutines, snapshot senders, the proposal forwarder
 	stopc chan struct{}
 
-	// propc holds proposals forwarded by followers. raft blocks a proposal while it
-	// knows no leader; handing them over on their own goroutine keeps that wait from
-	// stalling the votes and heartbeats that follow in the same POST.
+	// propc holds proposals forwarded by followers, handed to raft on their own
+	// goroutine so that a Raft whose Process waits for a leader (raftnode's queues and
+	// returns) never stalls the votes and heartbeats that follow in the same POST.
 	propc chan *raftpb.Message
 }
 
