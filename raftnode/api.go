@@ -146,9 +146,9 @@ func (n *Node) Status() raft.Status {
 	return st
 }
 
-// AdvanceTicks ticks raft k times at once. etcd does this at start in a single-member
-// cluster, so that its first election comes about one tick after start instead of
-// a full election timeout later.
+// AdvanceTicks ticks raft k times at once. etcd does this at start (a single member at
+// once, several once their peers answer), so that the first election comes a tick or
+// two after start instead of a full election timeout later.
 func (n *Node) AdvanceTicks(k int) {
 	n.call(func() {
 		for i := 0; i < k; i++ {
