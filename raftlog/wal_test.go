@@ -183,3 +183,46 @@ func TestOldLayoutAndLock(t *testing.T) {
 		t.Fatal("a second Open of a WAL dir in use succeeded")
 	}
 }
+
+// syncCounter is an engine that counts Sync calls.
+type syncCounter struct {
+	storage.Engine
+	syncs int
+}
+
+func (e *syncCounter) Sync() error {
+	e.syncs++
+	return e.Engine.Sync()
+}
+
+// The state machine is written without fsync, so the engine is synced before a
+// snapshot record says it holds a state and before a compaction drops the entries that
+// could rebuild it.
+func TestSnapshotAndCompactSyncTheEngine(t *testing.T) {
+	dir := t.TempDir()
+	eng := &syncCounter{Engine: openEngine(t, filepath.Join(dir, "db"))}
+	defer eng.Close()
+	s, err := Open(eng, Options{Dir: filepath.Join(dir, "wal")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Append(hs(1, 1, 10), ents(1, 10, 1), nil); err != nil {
+		t.Fatal(err)
+	}
+	if eng.syncs != 0 {
+		t.Fatalf("Append synced the engine %d times", eng.syncs)
+	}
+	if err := s.CreateSnapshot(8, nil); err != nil {
+		t.Fatal(err)
+	}
+	if eng.syncs != 1 {
+		t.Fatalf("CreateSnapshot synced the engine %d times, want 1", eng.syncs)
+	}
+	if err := s.Compact(5); err != nil {
+		t.Fatal(err)
+	}
+	if eng.syncs != 2 {
+		t.Fatalf("Compact synced the engine %d times in all, want 2", eng.syncs)
+	}
+}

@@ -152,7 +152,9 @@ func (s *Storage) header() *recordBuf {
 // CreateSnapshot records that the state machine holds the state at index, with
 // configuration cs. It writes metadata only: the data is read from the engine when a
 // snapshot is sent. The caller guarantees that the state at index is committed to the
-// engine. It does not compact the log (see Compact).
+// engine; CreateSnapshot first syncs the engine, since the state machine is written
+// without fsync and a restart must never find a snapshot record ahead of the state it
+// describes. It does not compact the log (see Compact).
 func (s *Storage) CreateSnapshot(index uint64, cs *raftpb.ConfState) error {
 	if index <= s.snap.GetMetadata().GetIndex() {
 		return raft.ErrSnapOutOfDate
@@ -162,6 +164,9 @@ func (s *Storage) CreateSnapshot(index uint64, cs *raftpb.ConfState) error {
 	}
 	term, err := s.Term(index)
 	if err != nil {
+		return err
+	}
+	if err := s.eng.Sync(); err != nil {
 		return err
 	}
 	snap := &raftpb.Snapshot{Metadata: &raftpb.SnapshotMetadata{
