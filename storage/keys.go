@@ -55,11 +55,9 @@ func StateMachineSize(eng Engine) uint64 {
 	return n
 }
 
-// Keys of the raft log's own state.
-var (
-	RaftHardStateKey = []byte{PrefixRaftHardState}
-	RaftSnapshotKey  = []byte{PrefixRaftSnapshot}
-)
+// RaftHardStateKey is where builds before raftlog's WAL kept the raft hard state; its
+// presence marks such a data dir (raftlog.ErrOldLayout).
+var RaftHardStateKey = []byte{PrefixRaftHardState}
 
 // Meta keys written by the state machine. Apply writes MetaAppliedIndex, MetaAppliedTerm
 // and MetaConfState in the same batch as the data of the entry it applied.
@@ -82,20 +80,13 @@ var LocalMemberID = []byte{PrefixLocal, 'm', 'e', 'm', 'b', 'e', 'r', '_', 'i', 
 // MetaKey returns the key of the state-machine metadata entry name.
 func MetaKey(name string) []byte { return append([]byte{PrefixMeta}, name...) }
 
-// RaftLogKey returns the key of the raft log entry at index.
+// RaftLogKey returns the key under which builds before raftlog's WAL kept the raft log
+// entry at index (now only a key of another owner, in tests).
 func RaftLogKey(index uint64) []byte {
 	k := make([]byte, 9)
 	k[0] = PrefixRaftLog
 	binary.BigEndian.PutUint64(k[1:], index)
 	return k
-}
-
-// ParseRaftLogKey returns the index of a raft log key.
-func ParseRaftLogKey(k []byte) (uint64, error) {
-	if len(k) != 9 || k[0] != PrefixRaftLog {
-		return 0, errBadKey
-	}
-	return binary.BigEndian.Uint64(k[1:]), nil
 }
 
 var errBadKey = errors.New("storage: malformed key")
