@@ -2,8 +2,8 @@
 // snapshot metadata and the log entries, in a write-ahead log of its own (wal.go; the
 // directory is etcd's --wal-dir, by default inside the data dir). It implements
 // raft.Storage for go.etcd.io/raft/v3 and the writes the Ready loop must make. It
-// never writes the state machine's engine; it only syncs it before a compaction (see
-// Compact).
+// never writes the state machine's engine; it only syncs it before recording a
+// snapshot of it (see CreateSnapshot), which no compaction can pass.
 //
 // Layout. The log is the run of entries [FirstIndex, LastIndex]. The entry before the
 // first, the "dummy", is kept by index and term only, so that Term(FirstIndex()-1)
@@ -102,7 +102,7 @@ type Storage struct {
 var _ raft.Storage = (*Storage)(nil)
 
 // Open loads the raft state from the WAL in opts.Dir (creating an empty one if there
-// is none). eng is the state machine's engine, synced by Compact.
+// is none). eng is the state machine's engine, synced by CreateSnapshot.
 func Open(eng storage.Engine, opts Options) (*Storage, error) {
 	if opts.Dir == "" {
 		return nil, errors.New("raftlog: Options.Dir is required")
@@ -341,7 +341,7 @@ func (s *Storage) Entries(lo, hi, maxSize uint64) ([]*raftpb.Entry, error) {
 	return out, nil
 }
 
-// Engine is the state machine's engine (synced by Compact).
+// Engine is the state machine's engine (synced by CreateSnapshot).
 func (s *Storage) Engine() storage.Engine { return s.eng }
 
 // SnapDir is Options.SnapDir.

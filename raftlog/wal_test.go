@@ -196,9 +196,9 @@ func (e *syncCounter) Sync() error {
 }
 
 // The state machine is written without fsync, so the engine is synced before a
-// snapshot record says it holds a state and before a compaction drops the entries that
-// could rebuild it.
-func TestSnapshotAndCompactSyncTheEngine(t *testing.T) {
+// snapshot record says it holds a state (and so before any compaction, which cannot
+// pass the snapshot, drops the entries that could rebuild it).
+func TestSnapshotSyncsTheEngine(t *testing.T) {
 	dir := t.TempDir()
 	eng := &syncCounter{Engine: openEngine(t, filepath.Join(dir, "db"))}
 	defer eng.Close()
@@ -219,10 +219,7 @@ func TestSnapshotAndCompactSyncTheEngine(t *testing.T) {
 	if eng.syncs != 1 {
 		t.Fatalf("CreateSnapshot synced the engine %d times, want 1", eng.syncs)
 	}
-	if err := s.Compact(5); err != nil {
-		t.Fatal(err)
-	}
-	if eng.syncs != 2 {
-		t.Fatalf("Compact synced the engine %d times in all, want 2", eng.syncs)
+	if err := s.Compact(9); !errors.Is(err, ErrOutOfRange) {
+		t.Fatalf("Compact past the snapshot = %v", err)
 	}
 }

@@ -189,9 +189,9 @@ func (s *Storage) CreateSnapshot(index uint64, cs *raftpb.ConfState) error {
 
 // Compact discards the entries at and before index, keeping only index's term. index
 // must not pass the snapshot: the entries after it are what a restart replays. The
-// state machine's writes are not synced when applied, so Compact first syncs the
-// engine: the entries it drops could otherwise be needed to rebuild a state that a
-// crash lost. WAL segments holding only discarded entries are deleted.
+// engine is durable at the snapshot (CreateSnapshot synced it; an installed snapshot is
+// written synced), so no entry dropped here can be needed to rebuild a state a crash
+// lost. WAL segments holding only discarded entries are deleted.
 func (s *Storage) Compact(index uint64) error {
 	if index <= s.dummyIndex {
 		return raft.ErrCompacted
@@ -201,9 +201,6 @@ func (s *Storage) Compact(index uint64) error {
 	}
 	term, err := s.Term(index)
 	if err != nil {
-		return err
-	}
-	if err := s.eng.Sync(); err != nil {
 		return err
 	}
 	var recs recordBuf
