@@ -156,8 +156,9 @@ type raftError struct{ err error }
 func (e *raftError) Error() string { return "raft: " + e.err.Error() }
 func (e *raftError) Unwrap() error { return e.err }
 
-// receive reads one message from br and hands it to raft (a forwarded proposal to the
-// proposal queue). io.EOF means the body ended at a frame boundary.
+// receive reads one message from br and hands it to raft, which queues it without
+// waiting (a forwarded proposal waits there for a leader). io.EOF means the body ended
+// at a frame boundary.
 func (t *Transport) receive(ctx context.Context, br *bufio.Reader) error {
 	b, err := readFrame(br)
 	if err != nil {
@@ -170,13 +171,6 @@ func (t *Transport) receive(ctx context.Context, br *bufio.Reader) error {
 	switch m.GetType() {
 	case raftpb.MsgSnap:
 		return errors.New("MsgSnap must be sent to " + pathSnapshot)
-	case raftpb.MsgProp:
-		select {
-		case t.propc <- m:
-		default:
-			t.lg.Debug("dropped forwarded proposal: queue full")
-		}
-		return nil
 	}
 	if err := t.raft().Process(ctx, m); err != nil {
 		return &raftError{err: err}

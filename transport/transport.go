@@ -120,13 +120,8 @@ type Transport struct {
 
 	mu    sync.Mutex
 	peers map[uint64]*peer
-	wg    sync.WaitGroup // peer goroutines, snapshot senders, the proposal forwarder
+	wg    sync.WaitGroup // peer goroutines and snapshot senders
 	stopc chan struct{}
-
-	// propc holds proposals forwarded by followers, handed to raft on their own
-	// goroutine so that a Raft whose Process waits for a leader (raftnode's queues and
-	// returns) never stalls the votes and heartbeats that follow in the same POST.
-	propc chan *raftpb.Message
 }
 
 // New returns a Transport with no peers.
@@ -172,13 +167,10 @@ func New(cfg Config) *Transport {
 		snapClient:   &http.Client{Transport: newRT()},
 		peers:        map[uint64]*peer{},
 		stopc:        make(chan struct{}),
-		propc:        make(chan *raftpb.Message, cfg.QueueSize),
 	}
 	if cfg.Raft != nil {
 		t.SetRaft(cfg.Raft)
 	}
-	t.wg.Add(1)
-	go t.forwardProposals()
 	return t
 }
 
@@ -199,30 +191,6 @@ type noRaft struct{}
 func (noRaft) Process(context.Context, *raftpb.Message) error { return ErrNoRaft }
 func (noRaft) ReportUnreachable(uint64)                       {}
 func (noRaft) ReportSnapshot(uint64, raft.SnapshotStatus)     {}
-
-// forwardProposals hands queued forwarded proposals to raft, giving each at most
-// RequestTimeout to find a leader. Proposals may be dropped: the proposer retries.
-func (t *Transport) forwardProposals() {
-	defer t.wg.Done()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		<-t.stopc
-		cancel()
-	}()
-	for {
-		select {
-		case m := <-t.propc:
-			pctx, pcancel := context.WithTimeout(ctx, t.cfg.RequestTimeout)
-			if err := t.raft().Process(pctx, m); err != nil {
-				t.lg.Debug("dropped forwarded proposal", zap.Error(err))
-			}
-			pcancel()
-		case <-t.stopc:
-			return
-		}
-	}
-}
 
 // AddPeer starts sending to id at urls (peer URLs such as http://host:2380). Adding a
 // known peer replaces its URLs.
