@@ -86,22 +86,20 @@ func (in *inbox) add(push func()) bool {
 	return true
 }
 
-// takeCalls takes the queued calls and peer messages.
-func (in *inbox) takeCalls() ([]func(), []*raftpb.Message) {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	calls, msgs := in.calls, in.msgs
-	in.calls, in.msgs = nil, nil
-	return calls, msgs
-}
-
-// takeCallsOnly takes the queued calls and leaves the rest.
-func (in *inbox) takeCallsOnly() []func() {
+func (in *inbox) takeCalls() []func() {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	calls := in.calls
 	in.calls = nil
 	return calls
+}
+
+func (in *inbox) takeMessages() []*raftpb.Message {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	msgs := in.msgs
+	in.msgs = nil
+	return msgs
 }
 
 func (in *inbox) takeProposals() []proposal {

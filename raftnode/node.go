@@ -334,11 +334,8 @@ func (n *Node) hasLeader() bool {
 // messages, then (when there is a leader) the proposals, as few MsgProps as fit in
 // MaxSizePerMsg each.
 func (n *Node) drainInbox() {
-	calls, msgs := n.in.takeCalls()
-	for _, f := range calls {
-		f()
-	}
-	for _, m := range msgs {
+	n.runCalls()
+	for _, m := range n.in.takeMessages() {
 		// As raft.Node: a local message from the network, or a response from a
 		// member not in the configuration, is ignored.
 		_ = n.rn.Step(m)
@@ -406,12 +403,11 @@ func (n *Node) call(f func()) bool {
 	}
 }
 
-// runCalls runs the queued calls only (no messages, no proposals); the loop uses it
-// while it waits on the server inside a Ready, so that the server's own calls
-// (ApplyConfChange) never deadlock with it.
+// runCalls runs the queued calls (not messages or proposals): first in every drain, and
+// on its own while the loop waits on the server inside a Ready, so that the server's
+// own calls (ApplyConfChange) never deadlock with it.
 func (n *Node) runCalls() {
-	calls := n.in.takeCallsOnly()
-	for _, f := range calls {
+	for _, f := range n.in.takeCalls() {
 		f()
 	}
 }
