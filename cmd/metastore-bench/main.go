@@ -6,7 +6,7 @@ package main
 import (
 	"os"
 
-	"github.com/metastore/metastore/bench/cli"
+	"github.com/metastore/metastore/internal/bench/cli"
 )
 
 func main() { os.Exit(cli.Main()) }

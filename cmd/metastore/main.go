@@ -14,7 +14,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/metastore/metastore/config"
+	"github.com/metastore/metastore/internal/config"
 )
 
 // gitSHA is set at build time with -ldflags "-X main.gitSHA=...".

@@ -10,8 +10,8 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 
-	"github.com/metastore/metastore/config"
-	"github.com/metastore/metastore/tlsconf"
+	"github.com/metastore/metastore/internal/config"
+	"github.com/metastore/metastore/internal/tlsconf"
 )
 
 // peerTLS returns the peer port's TLS settings and the client TLS configuration the

@@ -1,0 +1,156 @@
+package apply
+
+import (
+	"errors"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+
+	"github.com/metastore/metastore/internal/mvcc"
+)
+
+// LeaseChecker is the seam where the lease package plugs in: Put asks it whether the
+// lease a key is attached to exists. Applier.SetLeases installs one.
+//
+// TODO(lease): attaching and detaching keys to leases on Put/Delete also belongs here
+// once leases exist.
+type LeaseChecker interface {
+	LeaseExists(id int64) bool
+}
+
+// noLeases knows no lease: every Put with a lease fails with ErrLeaseNotFound.
+type noLeases struct{}
+
+func (noLeases) LeaseExists(int64) bool { return false }
+
+// put applies a PutRequest: the checks, then the write.
+func (a *Applier) put(t *mvcc.TxnWrite, p *pb.PutRequest) (*pb.PutResponse, error) {
+	if err := a.checkPut(t, p, nil); err != nil {
+		return nil, err
+	}
+	resp, err := execPut(t, p)
+	return resp, fatal(err)
+}
+
+// checkPut returns the error the put would fail with, before anything is written:
+// ErrLeaseNotFound for an unknown lease, ErrKeyNotFound for ignore_value or
+// ignore_lease on a key that does not exist in v. earlier, if not nil, holds the writes
+// a transaction makes before this put (see txnWrites).
+func (a *Applier) checkPut(v mvcc.ReadView, p *pb.PutRequest, earlier *txnWrites) error {
+	if p.Lease != 0 && !a.leases.LeaseExists(p.Lease) {
+		return ErrLeaseNotFound
+	}
+	if !p.IgnoreValue && !p.IgnoreLease {
+		return nil
+	}
+	rr, err := v.Range(p.Key, nil, mvcc.RangeOptions{})
+	if err != nil {
+		return fatal(err)
+	}
+	if len(rr.KVs) == 0 {
+		return ErrKeyNotFound
+	}
+	if earlier != nil && earlier.deletes(p.Key) {
+		// etcd checks against the state before the transaction and then crashes
+		// applying the put; we refuse the transaction instead.
+		return ErrKeyNotFound
+	}
+	return nil
+}
+
+// execPut writes p. Its errors are fatal: checkPut has run.
+func execPut(t *mvcc.TxnWrite, p *pb.PutRequest) (*pb.PutResponse, error) {
+	val, lease := p.Value, p.Lease
+	if p.IgnoreValue || p.IgnoreLease {
+		rr, err := t.Range(p.Key, nil, mvcc.RangeOptions{})
+		if err != nil {
+			return nil, err
+		}
+		if len(rr.KVs) == 0 {
+			return nil, ErrKeyNotFound
+		}
+		if p.IgnoreValue {
+			val = rr.KVs[0].Value
+		}
+		if p.IgnoreLease {
+			lease = rr.KVs[0].Lease
+		}
+	}
+	prev, err := t.Put(p.Key, val, lease, p.PrevKv)
+	if err != nil {
+		return nil, err
+	}
+	resp := &pb.PutResponse{Header: &pb.ResponseHeader{Revision: t.Rev()}}
+	if p.PrevKv && prev != nil {
+		resp.PrevKv = prev
+	}
+	return resp, nil
+}
+
+// deleteRange applies a DeleteRangeRequest; it cannot fail but for the engine.
+func deleteRange(t *mvcc.TxnWrite, d *pb.DeleteRangeRequest) (*pb.DeleteRangeResponse, error) {
+	resp, err := execDelete(t, d)
+	return resp, fatal(err)
+}
+
+func execDelete(t *mvcc.TxnWrite, d *pb.DeleteRangeRequest) (*pb.DeleteRangeResponse, error) {
+	resp := &pb.DeleteRangeResponse{Header: &pb.ResponseHeader{}}
+	if !isEmptyInterval(d.Key, d.RangeEnd) {
+		deleted, err := t.DeleteRange(d.Key, d.RangeEnd)
+		if err != nil {
+			return nil, err
+		}
+		resp.Deleted = int64(len(deleted))
+		if d.PrevKv && len(deleted) > 0 {
+			resp.PrevKvs = deleted
+		}
+	}
+	resp.Header.Revision = t.Rev()
+	return resp, nil
+}
+
+// rangeChecked answers a Range that came through Raft, inside the write transaction t.
+// As in etcd, only mvcc checks the revision here (a negative one reads the current
+// revision).
+func (a *Applier) rangeChecked(t *mvcc.TxnWrite, r *pb.RangeRequest) (*pb.RangeResponse, error) {
+	resp, err := Range(t, r)
+	if errors.Is(err, mvcc.ErrCompacted) || errors.Is(err, mvcc.ErrFutureRev) {
+		return nil, err
+	}
+	return resp, fatal(err)
+}
+
+// checkRangeRev returns mvcc.ErrFutureRev or mvcc.ErrCompacted if the revision of r, a
+// range inside a transaction, cannot be read from v. Like etcd it compares a negative
+// revision with the compacted revision, which is -1 before the first compaction.
+func (a *Applier) checkRangeRev(v mvcc.ReadView, r *pb.RangeRequest) error {
+	first := a.store.CompactRev()
+	if first == 0 {
+		first = -1
+	}
+	switch rev := r.GetRevision(); {
+	case rev == 0:
+		return nil
+	case rev > v.Rev():
+		return mvcc.ErrFutureRev
+	case rev < first:
+		return mvcc.ErrCompacted
+	}
+	return nil
+}
+
+// txnHasPut mirrors etcd's quota cost: any put costs something, so a transaction that
+// holds a put in either branch, at any depth, is refused under NOSPACE even when the
+// branch taken would not write.
+func txnHasPut(r *pb.TxnRequest) bool {
+	for _, ops := range [][]*pb.RequestOp{r.GetSuccess(), r.GetFailure()} {
+		for _, op := range ops {
+			if op.GetRequestPut() != nil {
+				return true
+			}
+			if t := op.GetRequestTxn(); t != nil && txnHasPut(t) {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,89 @@
+package grpcapi
+
+import (
+	"context"
+	"errors"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/metastore/metastore/internal/apply"
+	"github.com/metastore/metastore/internal/mvcc"
+	"github.com/metastore/metastore/internal/raftnode"
+	"github.com/metastore/metastore/internal/server"
+	"github.com/metastore/metastore/internal/storage"
+)
+
+// errorMapping pairs a sentinel error of the layers below with the gRPC status etcd
+// answers for it (etcd's server/etcdserver/api/v3rpc/util.go). It is a list, not a map:
+// toGRPCError matches with errors.Is so that a wrapped sentinel is still recognised.
+var errorMapping = []struct {
+	sentinel error
+	grpc     error
+}{
+	{mvcc.ErrCompacted, rpctypes.ErrGRPCCompacted},
+	{mvcc.ErrFutureRev, rpctypes.ErrGRPCFutureRev},
+
+	{apply.ErrNoSpace, rpctypes.ErrGRPCNoSpace},
+	{apply.ErrLeaseNotFound, rpctypes.ErrGRPCLeaseNotFound},
+	{apply.ErrTooManyOps, rpctypes.ErrGRPCTooManyOps},
+	{apply.ErrDuplicateKey, rpctypes.ErrGRPCDuplicateKey},
+	{apply.ErrEmptyKey, rpctypes.ErrGRPCEmptyKey},
+	{apply.ErrKeyNotFound, rpctypes.ErrGRPCKeyNotFound},
+	{apply.ErrCorrupt, rpctypes.ErrGRPCCorrupt},
+	// Ours: a request kind the state machine does not implement yet (leases, auth).
+	{apply.ErrUnsupported, status.Error(codes.Unimplemented, apply.ErrUnsupported.Error())},
+
+	{server.ErrRequestTooLarge, rpctypes.ErrGRPCRequestTooLarge},
+	// etcd's table holds the client-side rpctypes.ErrTooManyRequests here, which gRPC
+	// sends as codes.Unknown; the client decodes it by message to the same error. We send
+	// the status etcd meant (ResourceExhausted, same message).
+	{server.ErrTooManyRequests, rpctypes.ErrGRPCRequestTooManyRequests},
+	{server.ErrNoLeader, rpctypes.ErrGRPCNoLeader},
+	{server.ErrNotLeader, rpctypes.ErrGRPCNotLeader},
+	{server.ErrLeaderChanged, rpctypes.ErrGRPCLeaderChanged},
+	{server.ErrCanceled, rpctypes.ErrGRPCCanceled},
+	{server.ErrStopped, rpctypes.ErrGRPCStopped},
+	{server.ErrTimeout, rpctypes.ErrGRPCTimeout},
+	{server.ErrTimeoutDueToLeaderFail, rpctypes.ErrGRPCTimeoutDueToLeaderFail},
+	{server.ErrTimeoutDueToConnectionLost, rpctypes.ErrGRPCTimeoutDueToConnectionLost},
+	{server.ErrTimeoutWaitAppliedIndex, rpctypes.ErrGRPCTimeoutWaitAppliedIndex},
+	{server.ErrUnhealthy, rpctypes.ErrGRPCUnhealthy},
+	{server.ErrCorrupt, rpctypes.ErrGRPCCorrupt},
+	// Lower layers stopped under a request during shutdown: etcd's "server stopped",
+	// which clients treat as retryable on another endpoint (codes.Unavailable).
+	{raftnode.ErrStopped, rpctypes.ErrGRPCStopped},
+	{storage.ErrClosed, rpctypes.ErrGRPCStopped},
+	// Ours, for features not built yet: clients see codes.Unimplemented.
+	{server.ErrUnimplemented, status.Error(codes.Unimplemented, server.ErrUnimplemented.Error())},
+}
+
+// toGRPCError turns an error of the backend into the gRPC status error an etcd server
+// would send, so clientv3 decodes it into the same rpctypes error:
+//
+//   - a known sentinel (errors.Is, so wrapping is fine) -> its rpctypes.ErrGRPC* status;
+//   - context.Canceled / context.DeadlineExceeded -> codes.Canceled "context canceled" /
+//     codes.DeadlineExceeded "context deadline exceeded", what etcd's gRPC server sends
+//     (etcd lets grpc-go convert them with status.FromContextError);
+//   - an error that already carries a gRPC status (e.g. codes.Unimplemented) -> unchanged;
+//   - anything else -> codes.Unknown with the error's message.
+//
+// nil maps to nil.
+func toGRPCError(err error) error {
+	if err == nil {
+		return nil
+	}
+	for _, m := range errorMapping {
+		if errors.Is(err, m.sentinel) {
+			return m.grpc
+		}
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return status.FromContextError(err).Err()
+	}
+	if s, ok := status.FromError(err); ok {
+		return s.Err()
+	}
+	return status.Error(codes.Unknown, err.Error())
+}

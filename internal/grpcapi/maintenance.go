@@ -1,0 +1,104 @@
+package grpcapi
+
+import (
+	"context"
+	"slices"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.uber.org/zap"
+
+	"github.com/metastore/metastore/internal/server"
+)
+
+// defaultQuotaBytes is what etcd reports as dbSizeQuota when no quota is configured
+// (etcd's storage.DefaultQuotaBytes, 2 GiB).
+const defaultQuotaBytes = int64(2 * 1024 * 1024 * 1024)
+
+// storageVersion is the storage version etcd v3.7 reports (Status, /version).
+const storageVersion = "3.7.0"
+
+// maintenanceServer is the Maintenance service.
+//
+//   - Status, Alarm, HashKV: the backend answers; the header is filled here. Status also
+//     adds, as etcd's gRPC layer does, "etcdserver: no leader" to Errors when Leader is 0;
+//     and when the backend leaves them empty: dbSizeQuota (etcd's default 2 GiB),
+//     storageVersion ("3.7.0") and an empty DowngradeInfo.
+//   - Defragment asks the backend to rewrite its storage (a full engine compaction, which
+//     does not block reads or writes) when it implements Defragmenter; else it succeeds
+//     and does nothing.
+//   - Hash (deprecated in etcd), Snapshot, MoveLeader, Downgrade: codes.Unimplemented.
+type maintenanceServer struct {
+	pb.UnimplementedMaintenanceServer
+	b   Backend
+	hdr header
+	lg  *zap.Logger
+}
+
+func (s *maintenanceServer) Status(ctx context.Context, _ *pb.StatusRequest) (*pb.StatusResponse, error) {
+	resp, err := s.b.Status(ctx)
+	if err != nil {
+		return nil, toGRPCError(err)
+	}
+	resp.Header = s.hdr.fill(resp.Header)
+	if resp.Leader == 0 && !slices.Contains(resp.Errors, server.ErrNoLeader.Error()) {
+		resp.Errors = append([]string{server.ErrNoLeader.Error()}, resp.Errors...)
+	}
+	if resp.DbSizeQuota == 0 {
+		resp.DbSizeQuota = defaultQuotaBytes
+	}
+	if resp.StorageVersion == "" {
+		resp.StorageVersion = storageVersion
+	}
+	if resp.DowngradeInfo == nil {
+		resp.DowngradeInfo = &pb.DowngradeInfo{}
+	}
+	return resp, nil
+}
+
+func (s *maintenanceServer) Alarm(ctx context.Context, r *pb.AlarmRequest) (*pb.AlarmResponse, error) {
+	resp, err := s.b.Alarm(ctx, r)
+	if err != nil {
+		return nil, toGRPCError(err)
+	}
+	resp.Header = s.hdr.fill(resp.Header)
+	return resp, nil
+}
+
+func (s *maintenanceServer) HashKV(ctx context.Context, r *pb.HashKVRequest) (*pb.HashKVResponse, error) {
+	resp, err := s.b.HashKV(ctx, r.GetRevision())
+	if err != nil {
+		return nil, toGRPCError(err)
+	}
+	resp.Header = s.hdr.fill(resp.Header)
+	return resp, nil
+}
+
+// Defragmenter is implemented by a backend that can give space back on request.
+type Defragmenter interface {
+	Defragment(ctx context.Context) error
+}
+
+func (s *maintenanceServer) Defragment(ctx context.Context, _ *pb.DefragmentRequest) (*pb.DefragmentResponse, error) {
+	if d, ok := s.b.(Defragmenter); ok {
+		if err := d.Defragment(ctx); err != nil {
+			return nil, toGRPCError(err)
+		}
+	}
+	return &pb.DefragmentResponse{Header: s.hdr.fill(nil)}, nil
+}
+
+// clusterServer is the Cluster service. Only MemberList is served; MemberAdd,
+// MemberRemove, MemberUpdate, MemberPromote answer codes.Unimplemented.
+type clusterServer struct {
+	pb.UnimplementedClusterServer
+	b   Backend
+	hdr header
+}
+
+func (s *clusterServer) MemberList(ctx context.Context, r *pb.MemberListRequest) (*pb.MemberListResponse, error) {
+	members, err := s.b.MemberList(ctx, r.GetLinearizable())
+	if err != nil {
+		return nil, toGRPCError(err)
+	}
+	return &pb.MemberListResponse{Header: s.hdr.fillWithoutRevision(), Members: members}, nil
+}

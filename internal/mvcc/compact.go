@@ -1,0 +1,265 @@
+package mvcc
+
+import (
+	"bytes"
+	"context"
+	"errors"
+
+	"github.com/metastore/metastore/internal/storage"
+)
+
+// compactBatchSize is how many revision-log entries one compaction batch covers, so
+// that a compaction never holds the engine's commit pipeline for long.
+const compactBatchSize = 1000
+
+// ErrClosed is returned by WaitCompacted once the store is closed.
+var ErrClosed = errors.New("mvcc: store closed")
+
+var errReloaded = errors.New("mvcc: store reloaded during compaction")
+
+// ScheduleCompaction records, in b, a logical compaction at rev: once b is committed,
+// reads below rev fail with ErrCompacted. ErrCompacted if rev <= CompactRev(), ErrFutureRev
+// if rev > Rev(). The caller commits b, then calls CompactionScheduled(rev) to publish
+// the compaction and wake the background compactor.
+func (s *Store) ScheduleCompaction(b storage.Batch, rev int64) error {
+	if rev <= s.writeCompact {
+		return ErrCompacted
+	}
+	if rev > s.writeRev {
+		return ErrFutureRev
+	}
+	if err := b.Set(storage.MetaCompactScheduled, int64Value(rev)); err != nil {
+		return err
+	}
+	s.writeCompact = rev
+	return nil
+}
+
+// CompactionScheduled tells the background compactor that a compaction at rev was
+// committed.
+func (s *Store) CompactionScheduled(rev int64) {
+	if rev > s.compactRev.Load() {
+		s.compactRev.Store(rev) // only the writer stores
+	}
+	s.mu.Lock()
+	if rev > s.target {
+		s.target = rev
+	}
+	s.mu.Unlock()
+	s.kick()
+}
+
+// WaitCompacted returns once every version that compaction at rev may drop has been
+// deleted and the engine has reclaimed their space (etcd's physical=true). It fails if
+// the compactor failed, the store was closed, or ctx ended.
+func (s *Store) WaitCompacted(ctx context.Context, rev int64) error {
+	for {
+		s.mu.Lock()
+		finished, err, closed, ch := s.finished, s.err, s.closed, s.changed
+		s.mu.Unlock()
+		switch {
+		case finished >= rev:
+			return nil
+		case err != nil:
+			return err
+		case closed:
+			return ErrClosed
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (s *Store) kick() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Store) broadcastLocked() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// runCompactor is the background compaction goroutine.
+func (s *Store) runCompactor() {
+	defer close(s.done)
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-s.wake:
+		}
+		for {
+			s.mu.Lock()
+			target, finished, gen := s.target, s.finished, s.gen
+			s.mu.Unlock()
+			if target <= finished {
+				break
+			}
+			err := s.compact(target, gen)
+			if errors.Is(err, ErrClosed) {
+				return
+			}
+			if errors.Is(err, errReloaded) {
+				continue
+			}
+			s.mu.Lock()
+			if err != nil {
+				s.err = err
+			} else if s.gen == gen {
+				s.finished, s.err = target, nil
+			}
+			s.broadcastLocked()
+			s.mu.Unlock()
+			if err != nil {
+				break // the next CompactionScheduled or Reload retries
+			}
+		}
+	}
+}
+
+// compact physically compacts at target. Every version has a revision-log entry until
+// a compaction at or above its revision has handled its key, so the keys that can
+// hold versions to drop are exactly those named by log entries at or below target.
+// For each such key, in one batch, it deletes every version older than the newest one
+// at or below target, and that one too if it is a tombstone; it deletes the log
+// entries below target. A key's deletions are atomic, so a concurrent TxnWrite (which
+// reads the engine's latest state) never sees an older version resurface.
+//
+// Every deleted version is at or below target and writers only add versions above
+// it, so compaction and writes never touch the same keys.
+func (s *Store) compact(target int64, gen uint64) error {
+	start := storage.RevisionKey(0, 0)
+	end := storage.RevisionKey(target+1, 0)
+	var span keySpan // the version keys deleted
+	for start != nil {
+		select {
+		case <-s.stop:
+			return ErrClosed
+		default:
+		}
+		s.mu.Lock()
+		reloaded := s.gen != gen
+		s.mu.Unlock()
+		if reloaded {
+			return errReloaded
+		}
+		next, err := s.compactBatch(start, end, target, &span)
+		if err != nil {
+			return err
+		}
+		start = next
+	}
+	// Reclaim the space of what was deleted: the span of deleted versions (often most
+	// of the key space) and the start of the revision log.
+	if span.lo != nil {
+		if err := s.eng.Compact(span.lo, append(span.hi, 0)); err != nil {
+			return err
+		}
+	}
+	if err := s.eng.Compact(storage.RevisionKey(0, 0), storage.RevisionKey(target, 0)); err != nil {
+		return err
+	}
+	b := s.eng.NewBatch()
+	defer b.Close()
+	if err := b.Set(storage.MetaCompactFinished, int64Value(target)); err != nil {
+		return err
+	}
+	return b.Commit(false)
+}
+
+// compactBatch handles up to compactBatchSize revision-log entries in [start, end) in
+// one engine batch and returns where the next batch starts (nil when done).
+func (s *Store) compactBatch(start, end []byte, target int64, span *keySpan) (next []byte, err error) {
+	logIt, err := s.eng.NewIter(storage.IterOptions{LowerBound: start, UpperBound: end})
+	if err != nil {
+		return nil, err
+	}
+	defer logIt.Close()
+	keyIt, err := s.eng.NewIter(storage.IterOptions{
+		LowerBound: []byte{storage.PrefixKey}, UpperBound: []byte{storage.PrefixKey + 1}})
+	if err != nil {
+		return nil, err
+	}
+	defer keyIt.Close()
+	b := s.eng.NewBatch()
+	defer b.Close()
+
+	done := make(map[string]bool) // keys handled in this batch
+	n := 0
+	ok := logIt.First()
+	for ; ok && n < compactBatchSize; ok = logIt.Next() {
+		n++
+		main, _, err := storage.ParseRevisionKey(logIt.Key())
+		if err != nil {
+			return nil, err
+		}
+		key, _, err := decodeRevLog(logIt.Value())
+		if err != nil {
+			return nil, err
+		}
+		if !done[string(key)] {
+			done[string(key)] = true
+			if err := compactKey(keyIt, b, key, target, span); err != nil {
+				return nil, err
+			}
+		}
+		if main < target {
+			if err := b.Delete(logIt.Key()); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if ok {
+		next = append(bytes.Clone(logIt.Key()), 0)
+	}
+	if err := logIt.Error(); err != nil {
+		return nil, err
+	}
+	if b.Count() > 0 {
+		if err := b.Commit(false); err != nil {
+			return nil, err
+		}
+	}
+	return next, nil
+}
+
+// compactKey deletes, into b, the versions of key that no read at or above target can
+// see: all older than the newest version at or below target, and that one if it is a
+// tombstone.
+func compactKey(it storage.Iterator, b storage.Batch, key []byte, target int64, span *keySpan) error {
+	newest := storage.VersionKey(key, target, storage.MaxSub)
+	prefix := newest[:len(newest)-16]
+	first := true
+	for ok := it.SeekGE(newest); ok; ok = it.Next() {
+		k := it.Key()
+		if len(k) != len(newest) || !bytes.HasPrefix(k, prefix) {
+			break
+		}
+		if !first || isTombstone(it.Value()) {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+			span.add(k)
+		}
+		first = false
+	}
+	return it.Error()
+}
+
+// keySpan is the smallest span holding every key added to it.
+type keySpan struct{ lo, hi []byte }
+
+func (sp *keySpan) add(k []byte) {
+	if sp.lo == nil || bytes.Compare(k, sp.lo) < 0 {
+		sp.lo = bytes.Clone(k)
+	}
+	if sp.hi == nil || bytes.Compare(k, sp.hi) > 0 {
+		sp.hi = bytes.Clone(k)
+	}
+}

@@ -1,0 +1,346 @@
+// Package server turns client requests into Raft proposals and waits for them to be
+// applied, serves linearizable reads through ReadIndex and serializable reads locally,
+// and runs the apply loop that feeds committed entries to the state machine (apply).
+//
+// It owns the request path between grpcapi and the state machine. It does not own the
+// Ready loop (raftnode), the state machine's semantics (apply, mvcc) or the wire
+// protocols (grpcapi, transport).
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/metastore/metastore/internal/apply"
+	"github.com/metastore/metastore/internal/mvcc"
+	"github.com/metastore/metastore/internal/raftnode"
+	"github.com/metastore/metastore/internal/snap"
+	"github.com/metastore/metastore/internal/storage"
+)
+
+// Version is the etcd API version MetaStore implements and reports.
+const (
+	Version        = "3.7.3"
+	ClusterVersion = "3.7.0"
+)
+
+// maxGapBetweenApplyAndCommit is how far apply may lag commit before new proposals are
+// refused with ErrTooManyRequests, as etcd.
+const maxGapBetweenApplyAndCommit = 5000
+
+// Config wires a Server to the parts cmd/metastore built.
+type Config struct {
+	Logger    *zap.Logger
+	MemberID  uint64
+	ClusterID uint64
+	Engine    storage.Engine
+	Store     *mvcc.Store
+	Applier   *apply.Applier
+	Node      *raftnode.Node
+	// MaxRequestBytes bounds a proposal's encoded size (etcd --max-request-bytes).
+	MaxRequestBytes uint
+	// QuotaBackendBytes raises the NOSPACE alarm once the engine is larger (0: no quota).
+	QuotaBackendBytes int64
+	// ElectionTimeout and TickInterval give the request timeout: 5s + 2 election timeouts.
+	ElectionTimeout time.Duration
+	IsLearner       bool
+	// AutoCompactionMode is "periodic" or "revision"; with AutoCompactionPeriod or
+	// AutoCompactionRevisions zero there is no auto compaction.
+	AutoCompactionMode      string
+	AutoCompactionPeriod    time.Duration
+	AutoCompactionRevisions int64
+}
+
+// Server serves the etcd API on top of a raftnode and the state machine.
+type Server struct {
+	cfg   Config
+	lg    *zap.Logger
+	node  *raftnode.Node
+	store *mvcc.Store
+	app   *apply.Applier
+
+	ids     *idGenerator
+	waits   *waitRegistry
+	applied *indexWaiter
+
+	readMu       sync.RWMutex
+	readNotifier *notifier
+	readWaitc    chan struct{}
+
+	leaderElectedMu sync.RWMutex
+	leaderElected   time.Time
+
+	nospaceOnce sync.Mutex
+	size        atomic.Int64 // cached state-machine size, see quotaSize
+	sizeAt      atomic.Int64 // unix nanoseconds of the cached size
+	stopping    chan struct{}
+	done        chan struct{}
+	wg          sync.WaitGroup
+}
+
+// New starts the apply loop and the linearizable-read loop. The raftnode must already
+// be started.
+func New(cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	s := &Server{
+		cfg:          cfg,
+		lg:           cfg.Logger,
+		node:         cfg.Node,
+		store:        cfg.Store,
+		app:          cfg.Applier,
+		ids:          newIDGenerator(cfg.MemberID, time.Now()),
+		waits:        newWaitRegistry(),
+		applied:      newIndexWaiter(cfg.Applier.AppliedIndex()),
+		readNotifier: newNotifier(),
+		readWaitc:    make(chan struct{}, 1),
+		stopping:     make(chan struct{}),
+		done:         make(chan struct{}),
+	}
+	s.wg.Add(4)
+	go s.applyLoop()
+	go s.linearizableReadLoop()
+	go s.watchLeader()
+	go s.runAutoCompaction(cfg.AutoCompactionMode, cfg.AutoCompactionPeriod, cfg.AutoCompactionRevisions)
+	return s
+}
+
+// Stop stops the server's loops and the raft node. It does not close the engine.
+func (s *Server) Stop() {
+	select {
+	case <-s.stopping:
+		return
+	default:
+	}
+	close(s.stopping)
+	s.node.Stop()
+	s.wg.Wait()
+	close(s.done)
+}
+
+// Done is closed once the server has stopped.
+func (s *Server) Done() <-chan struct{} { return s.done }
+
+// watchLeader records when a leader was last elected, to tell a timeout caused by a
+// leader failure from a plain one.
+func (s *Server) watchLeader() {
+	defer s.wg.Done()
+	for {
+		changed := s.node.LeaderChanged()
+		select {
+		case <-changed:
+			if s.node.Leader() != raft.None {
+				s.leaderElectedMu.Lock()
+				s.leaderElected = time.Now()
+				s.leaderElectedMu.Unlock()
+			}
+		case <-s.stopping:
+			return
+		}
+	}
+}
+
+// reqTimeout is etcd's request timeout: 5s for queueing and disk, plus two election
+// timeouts for a possible leader election.
+func (s *Server) reqTimeout() time.Duration { return 5*time.Second + 2*s.cfg.ElectionTimeout }
+
+// applyLoop applies what raft committed, in order, and wakes the waiters.
+func (s *Server) applyLoop() {
+	defer s.wg.Done()
+	for {
+		select {
+		case <-s.stopping:
+			return
+		case ap, ok := <-s.node.Apply():
+			if !ok {
+				return
+			}
+			if err := s.applyAll(ap); err != nil {
+				// The state machine cannot go on from a failed apply: its state
+				// would diverge from the log. Stop serving; a restart replays.
+				s.lg.Error("apply failed; stopping the server", zap.Error(err))
+				go s.Stop()
+				return
+			}
+		}
+	}
+}
+
+func (s *Server) applyAll(ap raftnode.Apply) error {
+	if ap.Snapshot != nil && !raft.IsEmptySnap(ap.Snapshot) {
+		if err := s.installSnapshot(ap); err != nil {
+			return err
+		}
+	}
+	ents := ap.Entries
+	for len(ents) > 0 {
+		// Apply a run of normal entries in one batch; conf changes one at a time.
+		n := 0
+		for n < len(ents) && ents[n].GetType() == raftpb.EntryType_EntryNormal {
+			n++
+		}
+		if n > 0 {
+			if err := s.applyNormal(ents[:n]); err != nil {
+				return err
+			}
+			ents = ents[n:]
+			continue
+		}
+		if err := s.applyConfChange(ents[0]); err != nil {
+			return err
+		}
+		ents = ents[1:]
+	}
+	// raftnode needs Applied after every Apply, even one whose entries were all
+	// skipped as already applied: a follower may be waiting on a conf change.
+	last := s.app.AppliedIndex()
+	if n := len(ap.Entries); n > 0 && ap.Entries[n-1].GetIndex() < last {
+		last = ap.Entries[n-1].GetIndex()
+	}
+	s.node.Applied(last)
+	s.applied.trigger(last)
+	return nil
+}
+
+func (s *Server) installSnapshot(ap raftnode.Apply) error {
+	idx := ap.Snapshot.GetMetadata().GetIndex()
+	if idx <= s.app.AppliedIndex() {
+		return nil
+	}
+	s.lg.Info("installing snapshot", zap.Uint64("index", idx), zap.String("path", ap.SnapshotPath))
+	if err := snap.Install(s.cfg.Engine, ap.SnapshotPath); err != nil {
+		return fmt.Errorf("install snapshot at %d: %w", idx, err)
+	}
+	if err := s.store.Reload(); err != nil {
+		return err
+	}
+	if err := s.app.Reload(); err != nil {
+		return err
+	}
+	s.lg.Info("installed snapshot", zap.Uint64("index", idx), zap.Int64("revision", s.store.Rev()))
+	return nil
+}
+
+func (s *Server) applyNormal(ents []*raftpb.Entry) error {
+	last := ents[len(ents)-1].GetIndex()
+	if last <= s.app.AppliedIndex() {
+		return nil
+	}
+	results, err := s.app.ApplyEntries(ents)
+	if err != nil {
+		return err
+	}
+	for _, r := range results {
+		if r.ID != 0 {
+			s.waits.trigger(r.ID, r.Result)
+		}
+	}
+	return nil
+}
+
+func (s *Server) applyConfChange(e *raftpb.Entry) error {
+	if e.GetIndex() <= s.app.AppliedIndex() {
+		return nil
+	}
+	var cc raftpb.ConfChangeI
+	switch e.GetType() {
+	case raftpb.EntryType_EntryConfChange:
+		var v1 raftpb.ConfChange
+		if err := proto.Unmarshal(e.GetData(), &v1); err != nil {
+			return fmt.Errorf("decode conf change at %d: %w", e.GetIndex(), err)
+		}
+		cc = &v1
+	default:
+		var v2 raftpb.ConfChangeV2
+		if err := proto.Unmarshal(e.GetData(), &v2); err != nil {
+			return fmt.Errorf("decode conf change at %d: %w", e.GetIndex(), err)
+		}
+		cc = &v2
+	}
+	cs := s.node.ApplyConfChange(cc)
+	if err := s.app.ApplyConfChange(e.GetIndex(), e.GetTerm(), cs); err != nil {
+		return err
+	}
+	return nil
+}
+
+// propose sends r through raft and waits until it is applied on this member.
+func (s *Server) propose(ctx context.Context, r *pb.InternalRaftRequest) (*apply.Result, error) {
+	if ci, ai := s.node.CommittedIndex(), s.applied.appliedIndex(); ci > ai+maxGapBetweenApplyAndCommit {
+		return nil, ErrTooManyRequests
+	}
+	id := s.ids.next()
+	r.Header = &pb.RequestHeader{ID: id}
+	data, err := proto.Marshal(r)
+	if err != nil {
+		return nil, err
+	}
+	if s.cfg.MaxRequestBytes > 0 && uint(len(data)) > s.cfg.MaxRequestBytes {
+		return nil, ErrRequestTooLarge
+	}
+	ch := s.waits.register(id)
+	start := time.Now()
+	cctx, cancel := context.WithTimeout(ctx, s.reqTimeout())
+	defer cancel()
+	// The raft loop takes the proposal with the others queued meanwhile; only a refusal
+	// comes back here, through the same wait as the result.
+	s.node.ProposeAsync(cctx, data, func(err error) {
+		if err != nil {
+			s.waits.trigger(id, proposeError{err})
+		}
+	})
+	select {
+	case x := <-ch:
+		switch v := x.(type) {
+		case *apply.Result:
+			if v != nil {
+				return v, nil
+			}
+		case proposeError:
+			if errors.Is(v.err, raft.ErrProposalDropped) {
+				return nil, ErrNoLeader
+			}
+			return nil, s.parseProposeCtxErr(v.err, start)
+		}
+		return nil, ErrStopped
+	case <-cctx.Done():
+		s.waits.trigger(id, nil)
+		return nil, s.parseProposeCtxErr(cctx.Err(), start)
+	case <-s.stopping:
+		return nil, ErrStopped
+	}
+}
+
+// proposeError is what the wait of a proposal that raft never took receives.
+type proposeError struct{ err error }
+
+func (s *Server) parseProposeCtxErr(err error, start time.Time) error {
+	switch {
+	case errors.Is(err, context.Canceled):
+		return ErrCanceled
+	case errors.Is(err, context.DeadlineExceeded):
+		s.leaderElectedMu.RLock()
+		elected := s.leaderElected
+		s.leaderElectedMu.RUnlock()
+		prevLeaderLost := elected.Add(-2 * s.cfg.ElectionTimeout)
+		if start.After(prevLeaderLost) && start.Before(elected) {
+			return ErrTimeoutDueToLeaderFail
+		}
+		return ErrTimeout
+	case errors.Is(err, raftnode.ErrStopped):
+		return ErrStopped
+	default:
+		return err
+	}
+}
