@@ -111,7 +111,9 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 		return nil, err
 	}
 	m.tr = transport.New(transport.Config{
-		ID: selfID, ClusterID: cl.ID, Logger: lg, Engine: eng, SnapDir: snapDir, TLS: peerDialTLS,
+		ID: selfID, ClusterID: cl.ID, Logger: lg, SnapDir: snapDir, TLS: peerDialTLS,
+		// Through the store, so that no outgoing snapshot is taken mid-install.
+		Snapshots: snap.NewSource(m.store),
 	})
 	for _, p := range cl.Members {
 		if p.ID != selfID {

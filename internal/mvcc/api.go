@@ -77,6 +77,12 @@ type ReadView interface {
 type Store struct {
 	eng storage.Engine
 
+	// gate makes a state replacement (Replace: a Raft snapshot install) atomic for
+	// readers: every view is opened under gate.RLock, and Replace holds gate.Lock
+	// while it rewrites the engine and reloads. Engine snapshots are point-in-time, so
+	// a view opened before a Replace keeps seeing the old state after it.
+	gate sync.RWMutex
+
 	rev        atomic.Int64 // published: last committed revision
 	compactRev atomic.Int64 // published: last scheduled compaction
 
@@ -202,6 +208,8 @@ func (s *Store) CompactRev() int64 { return s.compactRev.Load() }
 
 // Read returns a view of the committed state as of now. Close it when done.
 func (s *Store) Read() ReadCloser {
+	s.gate.RLock()
+	defer s.gate.RUnlock()
 	for {
 		rev := s.rev.Load()
 		snap := s.eng.NewSnapshot()
@@ -213,6 +221,29 @@ func (s *Store) Read() ReadCloser {
 		// revision it compacted at has been published too by now.
 		_ = snap.Close()
 	}
+}
+
+// NewSnapshot pins the engine's whole state at a moment when no Replace is running:
+// the state before a replacement or after it, never one half written. Readers of the
+// state machine outside mvcc (the outgoing Raft snapshot) take their snapshots here.
+func (s *Store) NewSnapshot() storage.Snapshot {
+	s.gate.RLock()
+	defer s.gate.RUnlock()
+	return s.eng.NewSnapshot()
+}
+
+// Replace runs install, which rewrites the engine's state machine underneath the store
+// (a Raft snapshot install), with every reader shut out, then reloads the store's state
+// from the engine. Views opened before keep the old state; views opened after see the
+// new state and the new revisions. Replace is called by the single writer, never
+// concurrently with a TxnWrite; install must not open views (Read, NewSnapshot).
+func (s *Store) Replace(install func() error) error {
+	s.gate.Lock()
+	defer s.gate.Unlock()
+	if err := install(); err != nil {
+		return err
+	}
+	return s.Reload()
 }
 
 // ReadCloser is a ReadView of committed state that holds an engine snapshot until

@@ -219,13 +219,16 @@ func (s *Server) installSnapshot(ap raftnode.Apply) error {
 		return nil
 	}
 	s.lg.Info("installing snapshot", zap.Uint64("index", idx), zap.String("path", ap.SnapshotPath))
-	if err := snap.Install(s.cfg.Engine, ap.SnapshotPath); err != nil {
-		return fmt.Errorf("install snapshot at %d: %w", idx, err)
-	}
-	if err := s.store.Reload(); err != nil {
-		return err
-	}
-	if err := s.app.Reload(); err != nil {
+	// Inside Replace no reader opens a view, so every read (and every outgoing
+	// snapshot) sees the state before the install or the state after it, never one
+	// half written. Applier.Reload reloads the store too.
+	err := s.store.Replace(func() error {
+		if err := snap.Install(s.cfg.Engine, ap.SnapshotPath); err != nil {
+			return fmt.Errorf("install snapshot at %d: %w", idx, err)
+		}
+		return s.app.Reload()
+	})
+	if err != nil {
 		return err
 	}
 	s.lg.Info("installed snapshot", zap.Uint64("index", idx), zap.Int64("revision", s.store.Rev()))

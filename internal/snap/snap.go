@@ -95,15 +95,23 @@ func Write(w io.Writer, r storage.Reader) (uint64, error) {
 	return enc.count, enc.Close()
 }
 
-// Source takes point-in-time snapshots of an engine's state machine for sending.
-type Source struct{ eng storage.Engine }
+// Snapshotter pins point-in-time states: a storage.Engine, or mvcc.Store, whose
+// snapshots are never taken in the middle of an Install.
+type Snapshotter interface {
+	NewSnapshot() storage.Snapshot
+}
 
-// NewSource returns a Source reading eng.
-func NewSource(eng storage.Engine) *Source { return &Source{eng: eng} }
+// Source takes point-in-time snapshots of a state machine for sending.
+type Source struct{ snaps Snapshotter }
 
-// Open pins the engine's current state. The caller must Close the result.
+// NewSource returns a Source reading snaps. On a member that installs snapshots, snaps
+// must be the mvcc.Store over the engine, so that no outgoing snapshot holds half an
+// install.
+func NewSource(snaps Snapshotter) *Source { return &Source{snaps: snaps} }
+
+// Open pins the current state. The caller must Close the result.
 func (s *Source) Open() (*Outgoing, error) {
-	es := s.eng.NewSnapshot()
+	es := s.snaps.NewSnapshot()
 	md, err := ReadMeta(es)
 	if err != nil {
 		es.Close()
@@ -177,7 +185,8 @@ func Verify(path string) (uint64, error) {
 // batches of a few MB; the last batch clears the marker and is synced. A crash
 // between the first and the last sync leaves the marker set, and ResumeInstall redoes
 // the whole install. Install must not run concurrently with other state-machine
-// writers.
+// writers, and it is atomic for readers only when run inside mvcc.Store.Replace, which
+// shuts every reader out until the install is done.
 func Install(eng storage.Engine, path string) error {
 	if abs, err := filepath.Abs(path); err == nil {
 		path = abs
