@@ -33,8 +33,8 @@ import (
 )
 
 // Backend is what the gRPC layer needs from the server. Errors should be (or wrap) the
-// sentinel errors of packages server, apply and mvcc, or context errors; anything else
-// reaches the client as codes.Unknown. An error that already is a gRPC status error is
+// sentinel errors of package server (which translates those of the layers below it),
+// or context errors; anything else reaches the client as codes.Unknown. An error that already is a gRPC status error is
 // passed through unchanged.
 //
 // Response headers may be nil or partly filled: the gRPC layer sets ClusterId, MemberId

@@ -24,8 +24,6 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
-	"github.com/metastore/metastore/internal/apply"
-	"github.com/metastore/metastore/internal/mvcc"
 	"github.com/metastore/metastore/internal/server"
 )
 
@@ -190,19 +188,19 @@ func TestBackendErrorsAsTheClientSeesThem(t *testing.T) {
 		err  error
 		want error
 	}{
-		{apply.ErrNoSpace, rpctypes.ErrNoSpace},
+		{server.ErrNoSpace, rpctypes.ErrNoSpace},
 		{fmt.Errorf("propose: %w", server.ErrNoLeader), rpctypes.ErrNoLeader},
 		{server.ErrTimeout, rpctypes.ErrTimeout},
 		{server.ErrRequestTooLarge, rpctypes.ErrRequestTooLarge},
 		{server.ErrTooManyRequests, rpctypes.ErrTooManyRequests},
-		{apply.ErrLeaseNotFound, rpctypes.ErrLeaseNotFound},
+		{server.ErrLeaseNotFound, rpctypes.ErrLeaseNotFound},
 	} {
 		s.b.set(func(b *fakeBackend) { b.err = tc.err })
 		if _, err := s.cli.Put(ctx, "k", "v"); !errors.Is(err, tc.want) {
 			t.Errorf("backend %v: client got %v, want %v", tc.err, err, tc.want)
 		}
 	}
-	s.b.set(func(b *fakeBackend) { b.err = fmt.Errorf("range at 3: %w", mvcc.ErrCompacted) })
+	s.b.set(func(b *fakeBackend) { b.err = fmt.Errorf("range at 3: %w", server.ErrCompacted) })
 	if _, err := s.cli.Get(ctx, "k", clientv3.WithRev(3)); !errors.Is(err, rpctypes.ErrCompacted) {
 		t.Errorf("compacted read: client got %v", err)
 	}
