@@ -24,6 +24,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
+	"github.com/metastore/metastore/internal/clientport"
 	"github.com/metastore/metastore/internal/server"
 )
 
@@ -47,7 +48,7 @@ func startServer(t *testing.T, opts Options) *testServer {
 	}
 	g := NewServer(b, opts)
 	served := make(chan error, 1)
-	go func() { served <- ServeClient(l, g, NewHTTPMux(b, reg, zap.NewNop())) }()
+	go func() { served <- clientport.Serve(l, true, nil, g, NewHTTPMux(b, reg, zap.NewNop())) }()
 
 	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{l.Addr().String()}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 	if err != nil {
@@ -57,7 +58,7 @@ func startServer(t *testing.T, opts Options) *testServer {
 		_ = cli.Close()
 		g.GracefulStop()
 		if err := <-served; err != nil {
-			t.Errorf("ServeClient after GracefulStop: %v", err)
+			t.Errorf("Serve after GracefulStop: %v", err)
 		}
 	})
 	return &testServer{b: b, cli: cli, addr: l.Addr().String(), reg: reg}
@@ -441,32 +442,6 @@ func TestSlowRequestIsLoggedWithoutItsValue(t *testing.T) {
 	fields := slow[0].ContextMap()
 	if fields["method"] != "/etcdserverpb.KV/Put" || strings.Contains(fmt.Sprint(fields), "secret-value") {
 		t.Errorf("slow request log = %v", fields)
-	}
-}
-
-func TestServeClientReturnsDespiteASilentConnection(t *testing.T) {
-	defer func(d time.Duration) { sniffTimeout = d }(sniffTimeout)
-	sniffTimeout = 50 * time.Millisecond
-
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := NewServer(newFakeBackend(), Options{})
-	served := make(chan error, 1)
-	go func() { served <- ServeClient(l, g, http.NotFoundHandler()) }()
-	silent, err := net.Dial("tcp", l.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer silent.Close()
-	// The mux closes the silent connection once the sniff timeout passes.
-	if _, err := silent.Read(make([]byte, 1)); err == nil {
-		t.Fatal("a connection that sends nothing must be closed")
-	}
-	g.Stop()
-	if err := <-served; err != nil {
-		t.Errorf("ServeClient: %v", err)
 	}
 }
 
