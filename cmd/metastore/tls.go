@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 
+	"github.com/metastore/metastore/internal/clientport"
 	"github.com/metastore/metastore/internal/config"
 	"github.com/metastore/metastore/internal/tlsconf"
 )
@@ -60,7 +61,7 @@ func (c clientListener) serve(info *transport.TLSInfo, g *grpc.Server, mux http.
 	if !c.addr.TLS {
 		info = nil
 	}
-	return tlsconf.ServeClient(c.l, c.addr.Plaintext, info, g, mux)
+	return clientport.Serve(c.l, c.addr.Plaintext, info, g, mux)
 }
 
 // logServing logs, once the member is ready, how c is served, with etcd's messages.

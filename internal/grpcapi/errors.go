@@ -8,32 +8,28 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/metastore/metastore/internal/apply"
-	"github.com/metastore/metastore/internal/mvcc"
-	"github.com/metastore/metastore/internal/raftnode"
 	"github.com/metastore/metastore/internal/server"
-	"github.com/metastore/metastore/internal/storage"
 )
 
-// errorMapping pairs a sentinel error of the layers below with the gRPC status etcd
-// answers for it (etcd's server/etcdserver/api/v3rpc/util.go). It is a list, not a map:
-// toGRPCError matches with errors.Is so that a wrapped sentinel is still recognised.
+// errorMapping pairs a sentinel error of package server with the gRPC status etcd
+// answers for it (etcd's server/etcdserver/api/v3rpc/util.go). Only server's errors
+// are listed: server translates those of the layers below (apply, mvcc, raftnode,
+// storage) into its own before returning them (server.TranslateError). It is a list,
+// not a map: toGRPCError matches with errors.Is so that a wrapped sentinel is still
+// recognised.
 var errorMapping = []struct {
 	sentinel error
 	grpc     error
 }{
-	{mvcc.ErrCompacted, rpctypes.ErrGRPCCompacted},
-	{mvcc.ErrFutureRev, rpctypes.ErrGRPCFutureRev},
+	{server.ErrCompacted, rpctypes.ErrGRPCCompacted},
+	{server.ErrFutureRev, rpctypes.ErrGRPCFutureRev},
 
-	{apply.ErrNoSpace, rpctypes.ErrGRPCNoSpace},
-	{apply.ErrLeaseNotFound, rpctypes.ErrGRPCLeaseNotFound},
-	{apply.ErrTooManyOps, rpctypes.ErrGRPCTooManyOps},
-	{apply.ErrDuplicateKey, rpctypes.ErrGRPCDuplicateKey},
-	{apply.ErrEmptyKey, rpctypes.ErrGRPCEmptyKey},
-	{apply.ErrKeyNotFound, rpctypes.ErrGRPCKeyNotFound},
-	{apply.ErrCorrupt, rpctypes.ErrGRPCCorrupt},
-	// Ours: a request kind the state machine does not implement yet (leases, auth).
-	{apply.ErrUnsupported, status.Error(codes.Unimplemented, apply.ErrUnsupported.Error())},
+	{server.ErrNoSpace, rpctypes.ErrGRPCNoSpace},
+	{server.ErrLeaseNotFound, rpctypes.ErrGRPCLeaseNotFound},
+	{server.ErrTooManyOps, rpctypes.ErrGRPCTooManyOps},
+	{server.ErrDuplicateKey, rpctypes.ErrGRPCDuplicateKey},
+	{server.ErrEmptyKey, rpctypes.ErrGRPCEmptyKey},
+	{server.ErrKeyNotFound, rpctypes.ErrGRPCKeyNotFound},
 
 	{server.ErrRequestTooLarge, rpctypes.ErrGRPCRequestTooLarge},
 	// etcd's table holds the client-side rpctypes.ErrTooManyRequests here, which gRPC
@@ -44,6 +40,8 @@ var errorMapping = []struct {
 	{server.ErrNotLeader, rpctypes.ErrGRPCNotLeader},
 	{server.ErrLeaderChanged, rpctypes.ErrGRPCLeaderChanged},
 	{server.ErrCanceled, rpctypes.ErrGRPCCanceled},
+	// Also what a lower layer stopping under a request during shutdown becomes; clients
+	// treat it as retryable on another endpoint (codes.Unavailable).
 	{server.ErrStopped, rpctypes.ErrGRPCStopped},
 	{server.ErrTimeout, rpctypes.ErrGRPCTimeout},
 	{server.ErrTimeoutDueToLeaderFail, rpctypes.ErrGRPCTimeoutDueToLeaderFail},
@@ -51,11 +49,8 @@ var errorMapping = []struct {
 	{server.ErrTimeoutWaitAppliedIndex, rpctypes.ErrGRPCTimeoutWaitAppliedIndex},
 	{server.ErrUnhealthy, rpctypes.ErrGRPCUnhealthy},
 	{server.ErrCorrupt, rpctypes.ErrGRPCCorrupt},
-	// Lower layers stopped under a request during shutdown: etcd's "server stopped",
-	// which clients treat as retryable on another endpoint (codes.Unavailable).
-	{raftnode.ErrStopped, rpctypes.ErrGRPCStopped},
-	{storage.ErrClosed, rpctypes.ErrGRPCStopped},
-	// Ours, for features not built yet: clients see codes.Unimplemented.
+	// Ours, for features not built yet (and request kinds the state machine does not
+	// implement yet): clients see codes.Unimplemented.
 	{server.ErrUnimplemented, status.Error(codes.Unimplemented, server.ErrUnimplemented.Error())},
 }
 

@@ -30,18 +30,14 @@ func TestToGRPCErrorMatchesEtcd(t *testing.T) {
 		err  error
 		want etcdStatus
 	}{
-		{mvcc.ErrCompacted, etcdStatus{codes.OutOfRange, "etcdserver: mvcc: required revision has been compacted"}},
-		{mvcc.ErrFutureRev, etcdStatus{codes.OutOfRange, "etcdserver: mvcc: required revision is a future revision"}},
-		{apply.ErrNoSpace, etcdStatus{codes.ResourceExhausted, "etcdserver: mvcc: database space exceeded"}},
-		{apply.ErrLeaseNotFound, etcdStatus{codes.NotFound, "etcdserver: requested lease not found"}},
-		{apply.ErrTooManyOps, etcdStatus{codes.InvalidArgument, "etcdserver: too many operations in txn request"}},
-		{apply.ErrDuplicateKey, etcdStatus{codes.InvalidArgument, "etcdserver: duplicate key given in txn request"}},
-		{apply.ErrEmptyKey, etcdStatus{codes.InvalidArgument, "etcdserver: key is not provided"}},
-		{apply.ErrKeyNotFound, etcdStatus{codes.InvalidArgument, "etcdserver: key not found"}},
-		{apply.ErrCorrupt, etcdStatus{codes.DataLoss, "etcdserver: corrupt cluster"}},
-		{apply.ErrUnsupported, etcdStatus{codes.Unimplemented, apply.ErrUnsupported.Error()}},
-		{raftnode.ErrStopped, etcdStatus{codes.Unavailable, "etcdserver: server stopped"}},
-		{storage.ErrClosed, etcdStatus{codes.Unavailable, "etcdserver: server stopped"}},
+		{server.ErrCompacted, etcdStatus{codes.OutOfRange, "etcdserver: mvcc: required revision has been compacted"}},
+		{server.ErrFutureRev, etcdStatus{codes.OutOfRange, "etcdserver: mvcc: required revision is a future revision"}},
+		{server.ErrNoSpace, etcdStatus{codes.ResourceExhausted, "etcdserver: mvcc: database space exceeded"}},
+		{server.ErrLeaseNotFound, etcdStatus{codes.NotFound, "etcdserver: requested lease not found"}},
+		{server.ErrTooManyOps, etcdStatus{codes.InvalidArgument, "etcdserver: too many operations in txn request"}},
+		{server.ErrDuplicateKey, etcdStatus{codes.InvalidArgument, "etcdserver: duplicate key given in txn request"}},
+		{server.ErrEmptyKey, etcdStatus{codes.InvalidArgument, "etcdserver: key is not provided"}},
+		{server.ErrKeyNotFound, etcdStatus{codes.InvalidArgument, "etcdserver: key not found"}},
 		{server.ErrRequestTooLarge, etcdStatus{codes.InvalidArgument, "etcdserver: request is too large"}},
 		{server.ErrTooManyRequests, etcdStatus{codes.ResourceExhausted, "etcdserver: too many requests"}},
 		{server.ErrNoLeader, etcdStatus{codes.Unavailable, "etcdserver: no leader"}},
@@ -81,7 +77,7 @@ func TestToGRPCErrorMatchesEtcd(t *testing.T) {
 func TestMappedErrorsDecodeOnTheClient(t *testing.T) {
 	notDecoded := map[error]bool{rpctypes.ErrGRPCCanceled: true, rpctypes.ErrGRPCTimeoutWaitAppliedIndex: true}
 	for _, m := range errorMapping {
-		if m.sentinel == server.ErrUnimplemented || m.sentinel == apply.ErrUnsupported {
+		if m.sentinel == server.ErrUnimplemented {
 			continue // not an etcd error
 		}
 		got := rpctypes.Error(toGRPCError(m.sentinel))
@@ -89,8 +85,44 @@ func TestMappedErrorsDecodeOnTheClient(t *testing.T) {
 			t.Errorf("%v: client sees %T %v, want an rpctypes.EtcdError", m.sentinel, got, got)
 		}
 	}
-	if got := rpctypes.Error(toGRPCError(mvcc.ErrCompacted)); !errors.Is(got, rpctypes.ErrCompacted) {
+	if got := rpctypes.Error(toGRPCError(server.ErrCompacted)); !errors.Is(got, rpctypes.ErrCompacted) {
 		t.Errorf("compacted: client sees %v", got)
+	}
+}
+
+// The whole chain a client relies on: an error of a layer below server, wrapped as
+// those layers wrap it, goes through server's translation (what every Server method
+// does before returning) and reaches the client with etcd's code and message.
+func TestLowerLayerErrorsReachTheClientAsEtcdSends(t *testing.T) {
+	for _, tc := range []struct {
+		lower error
+		want  error // the status etcd sends
+	}{
+		{mvcc.ErrCompacted, rpctypes.ErrGRPCCompacted},
+		{mvcc.ErrFutureRev, rpctypes.ErrGRPCFutureRev},
+		{mvcc.ErrClosed, rpctypes.ErrGRPCStopped},
+		{apply.ErrNoSpace, rpctypes.ErrGRPCNoSpace},
+		{apply.ErrLeaseNotFound, rpctypes.ErrGRPCLeaseNotFound},
+		{apply.ErrTooManyOps, rpctypes.ErrGRPCTooManyOps},
+		{apply.ErrDuplicateKey, rpctypes.ErrGRPCDuplicateKey},
+		{apply.ErrEmptyKey, rpctypes.ErrGRPCEmptyKey},
+		{apply.ErrKeyNotFound, rpctypes.ErrGRPCKeyNotFound},
+		{apply.ErrCorrupt, rpctypes.ErrGRPCCorrupt},
+		{apply.ErrUnsupported, status.Error(codes.Unimplemented, server.ErrUnimplemented.Error())},
+		{raftnode.ErrStopped, rpctypes.ErrGRPCStopped},
+		{storage.ErrClosed, rpctypes.ErrGRPCStopped},
+	} {
+		want := status.Convert(tc.want)
+		for _, err := range []error{tc.lower, fmt.Errorf("range at 3: %w", tc.lower)} {
+			got := status.Convert(toGRPCError(server.TranslateError(err)))
+			if got.Code() != want.Code() || got.Message() != want.Message() {
+				t.Errorf("%v: client gets %v %q, want %v %q", err, got.Code(), got.Message(), want.Code(), want.Message())
+			}
+		}
+		// Untranslated, a lower error is not recognised: the translation is what makes it.
+		if got := status.Code(toGRPCError(tc.lower)); got != codes.Unknown {
+			t.Errorf("%v without translation: %v, want Unknown", tc.lower, got)
+		}
 	}
 }
 

@@ -2,7 +2,6 @@ package grpcapi
 
 import (
 	"context"
-	"github.com/metastore/metastore/internal/etcdbin"
 	"os"
 	"os/exec"
 	"strings"
@@ -10,6 +9,8 @@ import (
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+
+	"github.com/metastore/metastore/internal/etcdbin"
 )
 
 // etcdctlPath is the real etcdctl the compatibility test drives; the test is skipped

@@ -10,7 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/metastore/metastore/internal/mvcc"
+	"github.com/metastore/metastore/internal/server"
 )
 
 const (
@@ -115,9 +115,9 @@ func (b *fakeBackend) Compact(_ context.Context, r *pb.CompactionRequest) (*pb.C
 	case err != nil:
 		return nil, err
 	case r.Revision <= b.compacted:
-		return nil, fmt.Errorf("compact %d: %w", r.Revision, mvcc.ErrCompacted)
+		return nil, fmt.Errorf("compact %d: %w", r.Revision, server.ErrCompacted)
 	case r.Revision > b.rev:
-		return nil, fmt.Errorf("compact %d: %w", r.Revision, mvcc.ErrFutureRev)
+		return nil, fmt.Errorf("compact %d: %w", r.Revision, server.ErrFutureRev)
 	}
 	b.compacted = r.Revision
 	return &pb.CompactionResponse{}, nil

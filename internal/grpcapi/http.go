@@ -5,21 +5,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/pprof"
 	"runtime"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/soheilhy/cmux"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/version"
 	"go.uber.org/zap"
-	"google.golang.org/grpc"
 )
 
 // HTTP endpoints served on the client port next to gRPC, as etcd does.
@@ -31,42 +27,6 @@ const (
 	// ClusterVersion is the cluster version we report (etcd reports major.minor.0).
 	ClusterVersion = "3.7.0"
 )
-
-// sniffTimeout bounds how long a new connection may take to send the bytes that tell
-// HTTP/1 from HTTP/2; a silent connection is closed after it. Shutdown waits for
-// connections still being sniffed, so this also bounds how long ServeClient takes to
-// return after l is closed.
-var sniffTimeout = 5 * time.Second
-
-// ServeClient serves g and httpHandler on one listener, as etcd serves its client port:
-// connections are told apart by their first bytes (cmux), HTTP/2 — gRPC, including
-// plaintext h2c — goes to g.Serve (grpc-go's fast path, not its ServeHTTP), HTTP/1.x to
-// httpHandler. Other connections are closed.
-//
-// It blocks until l is closed or g is stopped (g.Stop/GracefulStop close l through the
-// mux), then closes the HTTP server and returns; it returns nil on such a shutdown and
-// the error otherwise. It does not stop g: the caller does, gracefully or not.
-func ServeClient(l net.Listener, g *grpc.Server, httpHandler http.Handler) error {
-	m := cmux.New(l)
-	m.SetReadTimeout(sniffTimeout)
-	httpL := m.Match(cmux.HTTP1())
-	grpcL := m.Match(cmux.HTTP2())
-	hs := &http.Server{Handler: httpHandler, ReadHeaderTimeout: 5 * time.Minute}
-
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); _ = g.Serve(grpcL) }()
-	go func() { defer wg.Done(); _ = hs.Serve(httpL) }()
-
-	err := m.Serve()
-	_ = hs.Close()
-	_ = l.Close()
-	wg.Wait()
-	if err == nil || errors.Is(err, net.ErrClosed) || errors.Is(err, cmux.ErrListenerClosed) || errors.Is(err, cmux.ErrServerClosed) {
-		return nil
-	}
-	return err
-}
 
 // NewHTTPMux returns the HTTP handler of the client port: /metrics from reg, /health
 // checked against b with BackendHealthCheck, and /version.

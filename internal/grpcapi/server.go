@@ -1,13 +1,15 @@
 // Package grpcapi is the client-facing gRPC layer of MetaStore, the counterpart of etcd's
 // server/etcdserver/api/v3rpc: for every RPC it validates the request exactly as etcd
 // does, calls one Backend method, maps the backend's error to etcd's gRPC status
-// (toGRPCError) and fills the response header. It also serves the HTTP endpoints that
-// share the client port (/metrics, /health, /version; see http.go).
+// (toGRPCError) and fills the response header. It also provides the HTTP endpoints that
+// share the client port (/metrics, /health, /version; see http.go); clientport serves
+// both on the port.
 //
 // It owns request validation, error mapping, gRPC server options and interceptors
-// (recovery, logging, prometheus), and client-port multiplexing. It must not touch
-// storage, raft or the state machine: everything goes through Backend. It registers no
-// global state: metrics go to the Registerer given in Options.
+// (recovery, logging, prometheus). It must not touch storage, raft or the state
+// machine: everything goes through Backend, and of this module it imports package
+// server alone (internal/lint enforces it). It registers no global state: metrics go
+// to the Registerer given in Options.
 package grpcapi
 
 import (
@@ -33,8 +35,8 @@ import (
 )
 
 // Backend is what the gRPC layer needs from the server. Errors should be (or wrap) the
-// sentinel errors of packages server, apply and mvcc, or context errors; anything else
-// reaches the client as codes.Unknown. An error that already is a gRPC status error is
+// sentinel errors of package server (which translates those of the layers below it),
+// or context errors; anything else reaches the client as codes.Unknown. An error that already is a gRPC status error is
 // passed through unchanged.
 //
 // Response headers may be nil or partly filled: the gRPC layer sets ClusterId, MemberId
@@ -147,8 +149,8 @@ func (o Options) withDefaults() Options {
 
 // NewServer returns a gRPC server with the etcd services registered: KV, Maintenance
 // and Cluster served by b; Watch, Lease and Auth answering codes.Unimplemented; and the
-// standard gRPC health service reporting SERVING. The caller serves it (ServeClient or
-// Serve) and stops it (Stop or GracefulStop).
+// standard gRPC health service reporting SERVING. The caller serves it (clientport.Serve,
+// or Serve) and stops it (Stop or GracefulStop).
 //
 // Interceptors, outermost first: prometheus metrics, slow-request warning (unary),
 // debug logging of every call (installed only when the logger is enabled at debug

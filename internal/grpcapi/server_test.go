@@ -24,8 +24,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
-	"github.com/metastore/metastore/internal/apply"
-	"github.com/metastore/metastore/internal/mvcc"
+	"github.com/metastore/metastore/internal/clientport"
 	"github.com/metastore/metastore/internal/server"
 )
 
@@ -49,7 +48,7 @@ func startServer(t *testing.T, opts Options) *testServer {
 	}
 	g := NewServer(b, opts)
 	served := make(chan error, 1)
-	go func() { served <- ServeClient(l, g, NewHTTPMux(b, reg, zap.NewNop())) }()
+	go func() { served <- clientport.Serve(l, true, nil, g, NewHTTPMux(b, reg, zap.NewNop())) }()
 
 	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{l.Addr().String()}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 	if err != nil {
@@ -59,7 +58,7 @@ func startServer(t *testing.T, opts Options) *testServer {
 		_ = cli.Close()
 		g.GracefulStop()
 		if err := <-served; err != nil {
-			t.Errorf("ServeClient after GracefulStop: %v", err)
+			t.Errorf("Serve after GracefulStop: %v", err)
 		}
 	})
 	return &testServer{b: b, cli: cli, addr: l.Addr().String(), reg: reg}
@@ -190,19 +189,19 @@ func TestBackendErrorsAsTheClientSeesThem(t *testing.T) {
 		err  error
 		want error
 	}{
-		{apply.ErrNoSpace, rpctypes.ErrNoSpace},
+		{server.ErrNoSpace, rpctypes.ErrNoSpace},
 		{fmt.Errorf("propose: %w", server.ErrNoLeader), rpctypes.ErrNoLeader},
 		{server.ErrTimeout, rpctypes.ErrTimeout},
 		{server.ErrRequestTooLarge, rpctypes.ErrRequestTooLarge},
 		{server.ErrTooManyRequests, rpctypes.ErrTooManyRequests},
-		{apply.ErrLeaseNotFound, rpctypes.ErrLeaseNotFound},
+		{server.ErrLeaseNotFound, rpctypes.ErrLeaseNotFound},
 	} {
 		s.b.set(func(b *fakeBackend) { b.err = tc.err })
 		if _, err := s.cli.Put(ctx, "k", "v"); !errors.Is(err, tc.want) {
 			t.Errorf("backend %v: client got %v, want %v", tc.err, err, tc.want)
 		}
 	}
-	s.b.set(func(b *fakeBackend) { b.err = fmt.Errorf("range at 3: %w", mvcc.ErrCompacted) })
+	s.b.set(func(b *fakeBackend) { b.err = fmt.Errorf("range at 3: %w", server.ErrCompacted) })
 	if _, err := s.cli.Get(ctx, "k", clientv3.WithRev(3)); !errors.Is(err, rpctypes.ErrCompacted) {
 		t.Errorf("compacted read: client got %v", err)
 	}
@@ -443,32 +442,6 @@ func TestSlowRequestIsLoggedWithoutItsValue(t *testing.T) {
 	fields := slow[0].ContextMap()
 	if fields["method"] != "/etcdserverpb.KV/Put" || strings.Contains(fmt.Sprint(fields), "secret-value") {
 		t.Errorf("slow request log = %v", fields)
-	}
-}
-
-func TestServeClientReturnsDespiteASilentConnection(t *testing.T) {
-	defer func(d time.Duration) { sniffTimeout = d }(sniffTimeout)
-	sniffTimeout = 50 * time.Millisecond
-
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := NewServer(newFakeBackend(), Options{})
-	served := make(chan error, 1)
-	go func() { served <- ServeClient(l, g, http.NotFoundHandler()) }()
-	silent, err := net.Dial("tcp", l.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer silent.Close()
-	// The mux closes the silent connection once the sniff timeout passes.
-	if _, err := silent.Read(make([]byte, 1)); err == nil {
-		t.Fatal("a connection that sends nothing must be closed")
-	}
-	g.Stop()
-	if err := <-served; err != nil {
-		t.Errorf("ServeClient: %v", err)
 	}
 }
 

@@ -11,7 +11,8 @@ import (
 )
 
 // Range serves a read: after a ReadIndex round unless it is serializable, then locally.
-func (s *Server) Range(ctx context.Context, r *pb.RangeRequest) (*pb.RangeResponse, error) {
+func (s *Server) Range(ctx context.Context, r *pb.RangeRequest) (_ *pb.RangeResponse, err error) {
+	defer translate(&err)
 	if !r.GetSerializable() {
 		if err := s.linearizableReadNotify(ctx); err != nil {
 			return nil, err
@@ -23,7 +24,8 @@ func (s *Server) Range(ctx context.Context, r *pb.RangeRequest) (*pb.RangeRespon
 }
 
 // Put proposes a put and waits for it to be applied.
-func (s *Server) Put(ctx context.Context, r *pb.PutRequest) (*pb.PutResponse, error) {
+func (s *Server) Put(ctx context.Context, r *pb.PutRequest) (_ *pb.PutResponse, err error) {
+	defer translate(&err)
 	if err := s.checkQuota(ctx, proto.Size(r)); err != nil {
 		return nil, err
 	}
@@ -35,7 +37,8 @@ func (s *Server) Put(ctx context.Context, r *pb.PutRequest) (*pb.PutResponse, er
 }
 
 // DeleteRange proposes a delete and waits for it to be applied.
-func (s *Server) DeleteRange(ctx context.Context, r *pb.DeleteRangeRequest) (*pb.DeleteRangeResponse, error) {
+func (s *Server) DeleteRange(ctx context.Context, r *pb.DeleteRangeRequest) (_ *pb.DeleteRangeResponse, err error) {
+	defer translate(&err)
 	resp, err := s.proposeFor(ctx, &pb.InternalRaftRequest{DeleteRange: r})
 	if err != nil {
 		return nil, err
@@ -45,7 +48,8 @@ func (s *Server) DeleteRange(ctx context.Context, r *pb.DeleteRangeRequest) (*pb
 
 // Txn serves a read-only transaction locally (after ReadIndex unless every read in it
 // is serializable) and proposes any other.
-func (s *Server) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, error) {
+func (s *Server) Txn(ctx context.Context, r *pb.TxnRequest) (_ *pb.TxnResponse, err error) {
+	defer translate(&err)
 	if apply.IsTxnReadOnly(r) {
 		if !isTxnSerializable(r) {
 			if err := s.linearizableReadNotify(ctx); err != nil {
@@ -68,7 +72,8 @@ func (s *Server) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, er
 
 // Compact proposes a compaction; with physical set it also waits until this member
 // has deleted the compacted versions.
-func (s *Server) Compact(ctx context.Context, r *pb.CompactionRequest) (*pb.CompactionResponse, error) {
+func (s *Server) Compact(ctx context.Context, r *pb.CompactionRequest) (_ *pb.CompactionResponse, err error) {
+	defer translate(&err)
 	res, err := s.propose(ctx, &pb.InternalRaftRequest{Compaction: r})
 	if err != nil {
 		return nil, err

@@ -2,19 +2,14 @@ package server
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/membershippb"
 	"go.uber.org/zap"
 
-	"github.com/metastore/metastore/internal/apply"
 	"github.com/metastore/metastore/internal/storage"
 )
-
-// ErrUnimplemented answers requests for features that do not exist yet.
-var ErrUnimplemented = errors.New("etcdserver: not implemented")
 
 // Header returns what every response header carries.
 func (s *Server) Header() *pb.ResponseHeader {
@@ -31,7 +26,8 @@ func (s *Server) Leader() uint64 { return s.node.Leader() }
 
 // Defragment compacts the whole engine so the space of deleted and compacted data is
 // given back now (etcd's defrag). Unlike bbolt's defrag it does not stop reads or writes.
-func (s *Server) Defragment(ctx context.Context) error {
+func (s *Server) Defragment(ctx context.Context) (err error) {
+	defer translate(&err)
 	start := time.Now()
 	if err := s.cfg.Engine.Compact(nil, nil); err != nil {
 		return err
@@ -69,7 +65,8 @@ func (s *Server) Status(ctx context.Context) (*pb.StatusResponse, error) {
 }
 
 // MemberList lists the cluster's members; linearizable waits for a ReadIndex round.
-func (s *Server) MemberList(ctx context.Context, linearizable bool) ([]*pb.Member, error) {
+func (s *Server) MemberList(ctx context.Context, linearizable bool) (_ []*pb.Member, err error) {
+	defer translate(&err)
 	if linearizable {
 		if err := s.linearizableReadNotify(ctx); err != nil {
 			return nil, err
@@ -107,7 +104,8 @@ func (s *Server) Publish(ctx context.Context, name string, clientURLs []string) 
 }
 
 // Alarm activates, deactivates or lists alarms through raft.
-func (s *Server) Alarm(ctx context.Context, r *pb.AlarmRequest) (*pb.AlarmResponse, error) {
+func (s *Server) Alarm(ctx context.Context, r *pb.AlarmRequest) (_ *pb.AlarmResponse, err error) {
+	defer translate(&err)
 	resp, err := s.proposeFor(ctx, &pb.InternalRaftRequest{Alarm: r})
 	if err != nil {
 		return nil, err
@@ -125,7 +123,7 @@ func (s *Server) HashKV(ctx context.Context, rev int64) (*pb.HashKVResponse, err
 func (s *Server) checkQuota(ctx context.Context, cost int) error {
 	for _, a := range s.app.Alarms() {
 		if a.GetAlarm() == pb.AlarmType_NOSPACE {
-			return apply.ErrNoSpace
+			return ErrNoSpace
 		}
 	}
 	q := s.cfg.QuotaBackendBytes
@@ -136,7 +134,7 @@ func (s *Server) checkQuota(ctx context.Context, cost int) error {
 	defer s.nospaceOnce.Unlock()
 	for _, a := range s.app.Alarms() {
 		if a.GetAlarm() == pb.AlarmType_NOSPACE {
-			return apply.ErrNoSpace
+			return ErrNoSpace
 		}
 	}
 	_, err := s.Alarm(ctx, &pb.AlarmRequest{
@@ -147,7 +145,7 @@ func (s *Server) checkQuota(ctx context.Context, cost int) error {
 	if err != nil {
 		s.lg.Warn("failed to raise the NOSPACE alarm")
 	}
-	return apply.ErrNoSpace
+	return ErrNoSpace
 }
 
 // quotaSizeTTL bounds how stale the size used by the quota check may be: asking the

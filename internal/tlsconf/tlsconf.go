@@ -1,9 +1,10 @@
 // Package tlsconf owns TLS as etcd v3.7.3 does it for the client and peer ports: it
 // turns the TLS part of a validated config.Config into etcd's transport.TLSInfo (the
 // certificate files, or certificates it generates for --auto-tls / --peer-auto-tls),
-// opens the peer listeners, and serves the client port over TLS. The certificate and
-// listener mechanics are etcd's own client library (go.etcd.io/etcd/client/pkg/v3/transport),
-// so certificates are loaded, verified and reloaded exactly as etcd does:
+// opens the peer listeners and the plain client listeners (one per client address,
+// ClientAddrs). The certificate and listener mechanics are etcd's own client library
+// (go.etcd.io/etcd/client/pkg/v3/transport), so certificates are loaded, verified and
+// reloaded exactly as etcd does:
 //
 //   - a server certificate is re-read from its files on every handshake;
 //   - a trusted CA file (--trusted-ca-file, --peer-trusted-ca-file) or --client-cert-auth
@@ -13,8 +14,9 @@
 //     (IP SAN, or a DNS SAN resolving to it), unless --peer-skip-client-san-verification;
 //   - http:// and unix:// URLs ignore the certificates (with etcd's warning).
 //
-// It does not parse flags (config does) nor interpret requests: it hands connections
-// to the gRPC server and HTTP handler it is given, and TLS settings to the transport.
+// It does not parse flags (config does), interpret requests, or serve the client port:
+// clientport multiplexes that port with the TLS settings given here; the transport
+// dials peers with PeerClientConfig.
 package tlsconf
 
 import (
