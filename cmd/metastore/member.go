@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
 	"go.uber.org/zap"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/h2c"
@@ -33,6 +34,10 @@ import (
 	"github.com/metastore/metastore/internal/tlsconf"
 	"github.com/metastore/metastore/internal/transport"
 )
+
+// maxSizePerMsg is raft's bound on the entries of one message, as etcd's (1 MiB); the
+// peer frame bound is derived from it.
+const maxSizePerMsg = 1 << 20
 
 // member is one running MetaStore member: every part and its listeners.
 type member struct {
@@ -113,7 +118,8 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 	m.tr = transport.New(transport.Config{
 		ID: selfID, ClusterID: cl.ID, Logger: lg, SnapDir: snapDir, TLS: peerDialTLS,
 		// Through the store, so that no outgoing snapshot is taken mid-install.
-		Snapshots: snap.NewSource(m.store),
+		Snapshots:     snap.NewSource(m.store),
+		MaxFrameBytes: transport.MaxFrameFor(uint64(cfg.MaxRequestBytes), maxSizePerMsg),
 	})
 	for _, p := range cl.Members {
 		if p.ID != selfID {
@@ -137,11 +143,13 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 		ID:                       selfID,
 		Peers:                    peers,
 		Storage:                  rlog,
+		AppliedState:             appliedState,
 		Transport:                m.tr,
 		Logger:                   lg,
 		TickInterval:             cfg.HeartbeatInterval,
 		ElectionTicks:            cfg.ElectionTicks(),
 		HeartbeatTicks:           1,
+		MaxSizePerMsg:            maxSizePerMsg,
 		SnapshotCount:            cfg.SnapshotCount,
 		SnapshotCatchupEntries:   cfg.SnapshotCatchUpEntries,
 		LeaderSendsBeforePersist: true, // as etcd: raft counts the leader's own entries only once persisted
@@ -235,6 +243,16 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 		lg.Info("ready to serve client requests")
 	}()
 	return m, nil
+}
+
+// appliedState is raftnode's Config.AppliedState: the position the state machine
+// wrote with its data (snap.ReadMeta), nil before it applied anything.
+func appliedState(r storage.Reader) (*raftpb.SnapshotMetadata, error) {
+	md, err := snap.ReadMeta(r)
+	if errors.Is(err, snap.ErrNoState) {
+		return nil, nil
+	}
+	return md, err
 }
 
 // advanceTicksWhenPeersAnswer is etcd's --initial-election-tick-advance in a cluster of

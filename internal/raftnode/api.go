@@ -40,7 +40,7 @@ func (n *Node) queue(p proposal) {
 // with the other proposals queued meanwhile, as soon as there is a leader; done, if
 // not nil, is then called on the loop goroutine (it must not block) with raft's
 // answer: nil, or raft.ErrProposalDropped. If ctx ends first, done gets ctx's error;
-// if the node stops, ErrStopped.
+// if the node stops, ErrStopped; if the inbox is full, ErrTooManyProposals at once.
 func (n *Node) ProposeAsync(ctx context.Context, data []byte, done func(error)) {
 	n.queue(proposal{ents: []*raftpb.Entry{{Data: data}}, ctx: ctx, done: done})
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sync"
@@ -67,9 +68,13 @@ func (m *member) start(cfg Config) {
 	if err != nil {
 		m.t.Fatal(err)
 	}
+	snapDir := filepath.Join(m.dir, "snap")
+	if err := snap.ResumeInstall(m.eng, snapDir); err != nil {
+		m.t.Fatal(err)
+	}
 	cfg.ID = m.id
 	cfg.Storage = st
-	cfg.SnapDir = filepath.Join(m.dir, "snap")
+	cfg.AppliedState = appliedState
 	if cfg.Logger == nil {
 		cfg.Logger = m.logger()
 	}
@@ -79,7 +84,7 @@ func (m *member) start(cfg Config) {
 	if m.net != nil {
 		// The transport exists before the node; SetRaft connects them once it starts.
 		m.tr = transport.New(transport.Config{ID: m.id, ClusterID: 0xc1, Logger: cfg.Logger,
-			Engine: m.eng, SnapDir: cfg.SnapDir})
+			Engine: m.eng, SnapDir: snapDir})
 		for id, url := range m.net.urls {
 			if id != m.id {
 				m.tr.AddPeer(id, []string{url})
@@ -221,6 +226,15 @@ func propose(t *testing.T, n *Node, data string) {
 	if err := n.Propose(ctx, []byte(data)); err != nil {
 		t.Fatalf("propose %q: %v", data, err)
 	}
+}
+
+// appliedState is Config.AppliedState as cmd/metastore wires it.
+func appliedState(r storage.Reader) (*raftpb.SnapshotMetadata, error) {
+	md, err := snap.ReadMeta(r)
+	if errors.Is(err, snap.ErrNoState) {
+		return nil, nil
+	}
+	return md, err
 }
 
 type nopTransport struct{}

@@ -28,10 +28,15 @@ func (p *proposal) expired(now time.Time) error {
 	return nil
 }
 
+// entryOverhead bounds what an entry adds to a MsgProp beyond its data (the entry's
+// and its field's tags and lengths), so that size is an upper bound of the encoding.
+const entryOverhead = 16
+
+// size is an upper bound of p's entries' encoded size in a raft message.
 func (p *proposal) size() uint64 {
 	var s uint64
 	for _, e := range p.ents {
-		s += uint64(len(e.GetData()))
+		s += uint64(len(e.GetData())) + entryOverhead
 	}
 	return s
 }
@@ -43,15 +48,22 @@ func (p *proposal) finish(err error) {
 }
 
 // inbox is the work other goroutines queue for the loop. Adding never blocks; the
-// loop is woken through wakec (capacity 1).
+// loop is woken through wakec (capacity 1). The proposals queued are bounded (at most
+// maxProps of them, maxBytes of entries in all): one that does not fit is refused at
+// once with ErrTooManyProposals, so memory stays bounded while the loop is behind
+// (it waits on the state machine, or there is no leader). Messages and calls are not
+// bounded: raft and the transport bound them (in flight per peer, the peer queues).
 type inbox struct {
-	mu     sync.Mutex
-	props  []proposal
-	spare  []proposal // the previous props, emptied, for reuse
-	msgs   []*raftpb.Message
-	calls  []func()
-	closed bool
-	wakec  chan struct{}
+	mu       sync.Mutex
+	props    []proposal
+	bytes    uint64 // the size of props
+	maxProps int
+	maxBytes uint64
+	spare    []proposal // the previous props, emptied, for reuse
+	msgs     []*raftpb.Message
+	calls    []func()
+	closed   bool
+	wakec    chan struct{}
 }
 
 func (in *inbox) wake() {
@@ -61,8 +73,35 @@ func (in *inbox) wake() {
 	}
 }
 
+// addProposal queues p; false once the inbox is closed. A proposal that does not fit
+// (the count or byte bound would be passed) is not queued: it is answered at once,
+// on the caller's goroutine, with ErrTooManyProposals (a forwarded one, which nobody
+// listens to, is dropped as raft drops proposals). A single proposal larger than
+// maxBytes fits an empty inbox.
 func (in *inbox) addProposal(p proposal) bool {
-	return in.add(func() { in.props = append(in.props, p) })
+	size := p.size()
+	in.mu.Lock()
+	if in.closed {
+		in.mu.Unlock()
+		return false
+	}
+	if len(in.props) > 0 && (len(in.props) >= in.maxProps || in.bytes+size > in.maxBytes) {
+		in.mu.Unlock()
+		p.finish(ErrTooManyProposals)
+		return true
+	}
+	in.props = append(in.props, p)
+	in.bytes += size
+	in.mu.Unlock()
+	in.wake()
+	return true
+}
+
+// queued is the number and size of the proposals queued.
+func (in *inbox) queued() (int, uint64) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return len(in.props), in.bytes
 }
 
 func (in *inbox) addMessage(m *raftpb.Message) bool {
@@ -107,6 +146,7 @@ func (in *inbox) takeProposals() []proposal {
 	defer in.mu.Unlock()
 	props := in.props
 	in.props, in.spare = in.spare, nil
+	in.bytes = 0
 	return props
 }
 
@@ -133,6 +173,7 @@ func (in *inbox) expire(hasLeader bool) {
 	for _, p := range in.props {
 		if p.expired(now) != nil {
 			dead = append(dead, p)
+			in.bytes -= p.size()
 		} else {
 			kept = append(kept, p)
 		}
@@ -152,5 +193,6 @@ func (in *inbox) close() []proposal {
 	in.closed = true
 	props := in.props
 	in.props, in.msgs, in.calls = nil, nil, nil
+	in.bytes = 0
 	return props
 }

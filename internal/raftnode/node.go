@@ -1,31 +1,40 @@
-// Package raftnode runs one member's Raft: it owns the raft.Node, the ticker and the
-// Ready loop, and connects them to the durable log (raftlog), the peer transport and
-// the state machine (through the Apply channel). It does not apply entries, install
-// snapshots or interpret entry data: that is the server's job. It must not write
-// state-machine keys; the only engine writes it makes go through raftlog.
+// Package raftnode runs one member's Raft: it owns a raft.RawNode, the goroutine that
+// drives it (ticks, the inbox, the Ready loop) and the log cuts, and connects them to
+// the durable log (raftlog), the peer transport (the Transport interface) and the
+// state machine (the Apply channel; its position is read through
+// Config.AppliedState). It does not apply entries, install snapshots or interpret
+// entry data: that is the server's job. It must not write state-machine keys; the
+// only writes it makes go through raftlog.
 //
 // # The Ready loop
 //
 // ONE goroutine (Node.run) owns a raft.RawNode and the loop; no other goroutine touches
 // raft. The other goroutines hand it work through an inbox (proposals, peer messages,
 // and calls such as ApplyConfChange or Status), which the loop drains all at once
-// before it asks raft for a Ready: the proposals queued meanwhile go to raft as one
-// message, so many client writes share one Ready, one fsync and one append to each
-// follower. Proposals wait in the inbox while there is no leader, until their context
-// ends. For every raft.Ready the loop does, in this order:
+// before it asks raft for a Ready: the proposals queued meanwhile go to raft as few
+// MsgProps as fit in MaxSizePerMsg, so many client writes share one Ready, one fsync
+// and one append to each follower. Proposals wait in the inbox while there is no
+// leader, until their context ends. The inbox holds at most MaxQueuedProposals
+// proposals and MaxQueuedProposalBytes of entries: a proposal beyond that is refused at
+// once with ErrTooManyProposals, so a loop held up by a slow state machine pushes back
+// on the clients instead of growing memory. For every raft.Ready the loop does, in
+// this order:
 //
 //  1. PERSIST rd.Snapshot (metadata, with the received file's path), rd.Entries (a
 //     new entry at index i discards every stored entry >= i) and rd.HardState in ONE
-//     engine batch, synced when raft requires it (raftlog.Storage.Append). Nothing of
-//     this Ready leaves the node BEFORE that returns. A storage error stops the node
+//     write to the raft log's WAL, synced when raft requires it
+//     (raftlog.Storage.Append). Nothing of this Ready leaves the node BEFORE that
+//     returns. A storage error stops the node
 //     (Done is closed, Err says why): raft cannot continue on a log it failed to write.
 //  2. HAND OVER rd.Snapshot and rd.CommittedEntries, in raft's order, on the Apply
 //     channel: every entry is durable in this member's log BEFORE the server sees it.
 //     The committed entries that an earlier Ready already made durable (and this one
 //     does not replace) are handed over before step 1, so that applying them overlaps
 //     the fsync, as etcd does (for a leader that is all of them); the rest, and a
-//     snapshot, after it. The channel is buffered; the loop blocks only when the
-//     server is far behind.
+//     snapshot, after it. The channel holds ApplyQueue Applies; when it is full the
+//     loop BLOCKS until the server takes one (so new proposals queue in the inbox,
+//     up to its bound), running only the queued calls meanwhile, so that the
+//     server's own calls (ApplyConfChange) never deadlock with it.
 //  3. SEND rd.Messages through the Transport, only AFTER step 1. The one exception
 //     (Config.LeaderSendsBeforePersist, Raft thesis 10.2.1, as etcd does): a leader
 //     whose Ready does not change the persisted term or vote sends BEFORE step 1, so
@@ -47,6 +56,8 @@
 //
 // # The server's obligations
 //
+//  0. Before Start, finish a snapshot install a crash interrupted
+//     (snap.ResumeInstall), so that Config.AppliedState reads a whole state.
 //  1. Read Apply() and apply each Apply fully, in order. If Snapshot is not empty,
 //     first snap.Install(engine, SnapshotPath), which replaces the state machine.
 //  2. For every entry of type EntryConfChange/EntryConfChangeV2, call ApplyConfChange
@@ -73,11 +84,17 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/metastore/metastore/internal/raftlog"
-	"github.com/metastore/metastore/internal/snap"
+	"github.com/metastore/metastore/internal/storage"
 )
 
 // ErrStopped is returned by the methods of a stopped Node.
 var ErrStopped = errors.New("raftnode: stopped")
+
+// ErrTooManyProposals answers a proposal made while the inbox already holds
+// Config.MaxQueuedProposals proposals or MaxQueuedProposalBytes of entries: the loop
+// is behind (the state machine is slow, or there is no leader). The server answers the
+// client with etcd's "too many requests".
+var ErrTooManyProposals = errors.New("raftnode: too many proposals queued")
 
 // Transport sends raft messages to peers. Send must not block: it queues.
 type Transport interface {
@@ -92,11 +109,13 @@ type Config struct {
 	// restarts from Storage.
 	Peers   []raft.Peer
 	Storage *raftlog.Storage
-	// SnapDir is the member's snap dir: where received snapshot files are, for
-	// finishing an interrupted install at Start. Empty: Storage.SnapDir().
-	SnapDir   string
-	Transport Transport
-	Logger    *zap.Logger
+	// AppliedState reads the state machine's raft position from r (the engine, or a
+	// snapshot of it): its applied index and term and its ConfState, as the state
+	// machine wrote them with its data; nil and no error when it has applied nothing.
+	// Required; cmd/metastore passes snap.ReadMeta's.
+	AppliedState func(r storage.Reader) (*raftpb.SnapshotMetadata, error)
+	Transport    Transport
+	Logger       *zap.Logger
 
 	TickInterval           time.Duration // etcd --heartbeat-interval; default 100ms
 	ElectionTicks          int           // election timeout / heartbeat interval; default 10
@@ -113,6 +132,14 @@ type Config struct {
 	// LeaderSendsBeforePersist lets the leader send its messages while it persists
 	// the same Ready (see the loop's rule 3).
 	LeaderSendsBeforePersist bool
+	// MaxQueuedProposals and MaxQueuedProposalBytes bound the proposals waiting in
+	// the inbox (see ErrTooManyProposals); defaults 8192 and 64 MiB.
+	MaxQueuedProposals     int
+	MaxQueuedProposalBytes uint64
+	// ApplyQueue is how many Applies may wait for the state machine before the loop
+	// blocks; default 16 (each holds about MaxSizePerMsg of entries at most, raft's
+	// MaxCommittedSizePerReady, or one larger entry).
+	ApplyQueue int
 }
 
 func (c *Config) setDefaults() {
@@ -145,6 +172,15 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxUncommittedEntriesSize == 0 {
 		c.MaxUncommittedEntriesSize = 1 << 30
+	}
+	if c.MaxQueuedProposals <= 0 {
+		c.MaxQueuedProposals = 8192
+	}
+	if c.MaxQueuedProposalBytes == 0 {
+		c.MaxQueuedProposalBytes = 64 << 20
+	}
+	if c.ApplyQueue <= 0 {
+		c.ApplyQueue = 16
 	}
 }
 
@@ -192,32 +228,24 @@ type Node struct {
 	err      error // set before donec is closed
 }
 
-// Start starts raft for cfg.ID, PreVote and CheckQuorum on. It first finishes a
-// snapshot install a crash interrupted (snap.ResumeInstall), then reads the state
-// machine's applied index from the engine.
+// Start starts raft for cfg.ID, PreVote and CheckQuorum on. It reads the state
+// machine's applied index from the engine (Config.AppliedState): the caller must have
+// finished a snapshot install a crash interrupted BEFORE (snap.ResumeInstall).
 func Start(cfg Config) (*Node, error) {
 	cfg.setDefaults()
-	if cfg.ID == 0 || cfg.Storage == nil || cfg.Transport == nil {
-		return nil, errors.New("raftnode: Config needs ID, Storage and Transport")
+	if cfg.ID == 0 || cfg.Storage == nil || cfg.Transport == nil || cfg.AppliedState == nil {
+		return nil, errors.New("raftnode: Config needs ID, Storage, AppliedState and Transport")
 	}
-	if cfg.SnapDir == "" {
-		cfg.SnapDir = cfg.Storage.SnapDir()
+	md, err := cfg.AppliedState(cfg.Storage.Engine())
+	if err != nil {
+		return nil, fmt.Errorf("raftnode: reading the applied state: %w", err)
 	}
-	eng := cfg.Storage.Engine()
-	if err := snap.ResumeInstall(eng, cfg.SnapDir); err != nil {
-		return nil, err
-	}
-	var applied uint64
-	if md, err := snap.ReadMeta(eng); err == nil {
-		applied = md.GetIndex()
-	} else if !errors.Is(err, snap.ErrNoState) {
-		return nil, err
-	}
+	applied := md.GetIndex()
 	n := &Node{
 		cfg:        cfg,
 		st:         cfg.Storage,
 		lg:         cfg.Logger.With(zap.String("raft-id", fmt.Sprintf("%x", cfg.ID))),
-		applyc:     make(chan Apply, 4096),
+		applyc:     make(chan Apply, cfg.ApplyQueue),
 		readStatec: make(chan raft.ReadState, 64),
 		appliedc:   make(chan struct{}, 1),
 		leadc:      make(chan struct{}),
@@ -260,6 +288,7 @@ func Start(cfg Config) (*Node, error) {
 	}
 	n.rn = rn
 	n.in.wakec = make(chan struct{}, 1)
+	n.in.maxProps, n.in.maxBytes = cfg.MaxQueuedProposals, cfg.MaxQueuedProposalBytes
 	last, _ := cfg.Storage.LastIndex()
 	if last == 0 && raft.IsEmptyHardState(hs) && len(cfg.Peers) > 0 {
 		n.lg.Info("starting a new raft member", zap.Int("peers", len(cfg.Peers)))
@@ -574,9 +603,9 @@ func (n *Node) maybeSnapshot() {
 		return
 	}
 	es := n.st.Engine().NewSnapshot()
-	sm, err := snap.ReadMeta(es)
+	sm, err := n.cfg.AppliedState(es)
 	es.Close()
-	if err != nil {
+	if err != nil || sm == nil {
 		n.lg.Warn("cannot snapshot: state machine position unreadable", zap.Error(err))
 		return
 	}

@@ -297,7 +297,8 @@ func (s *Server) propose(ctx context.Context, r *pb.InternalRaftRequest) (*apply
 	cctx, cancel := context.WithTimeout(ctx, s.reqTimeout())
 	defer cancel()
 	// The raft loop takes the proposal with the others queued meanwhile; only a refusal
-	// comes back here, through the same wait as the result.
+	// comes back here, through the same wait as the result (a full inbox refuses it at
+	// once, inside ProposeAsync).
 	s.node.ProposeAsync(cctx, data, func(err error) {
 		if err != nil {
 			s.waits.trigger(id, proposeError{err})
@@ -313,6 +314,11 @@ func (s *Server) propose(ctx context.Context, r *pb.InternalRaftRequest) (*apply
 		case proposeError:
 			if errors.Is(v.err, raft.ErrProposalDropped) {
 				return nil, ErrNoLeader
+			}
+			if errors.Is(v.err, raftnode.ErrTooManyProposals) {
+				// The raft loop's inbox is full: push back as etcd does when
+				// apply lags, rather than queue without bound.
+				return nil, ErrTooManyRequests
 			}
 			return nil, s.parseProposeCtxErr(v.err, start)
 		}

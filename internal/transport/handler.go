@@ -16,8 +16,28 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// maxFrame bounds one message on the wire.
-const maxFrame = 256 << 20
+// frameSlack is what a message may hold beyond its entries' bytes as raft counts
+// them: its own fields, and the field tag and length of each entry (a few bytes for
+// each of the tens of thousands of small entries 1 MiB may hold).
+const frameSlack = 1 << 20
+
+// DefaultMaxFrameBytes is the frame bound when Config.MaxFrameBytes is 0:
+// MaxFrameFor etcd's defaults (--max-request-bytes 1.5 MiB, MaxSizePerMsg 1 MiB).
+const DefaultMaxFrameBytes = 3<<19 + frameSlack
+
+// MaxFrameFor is the largest message frame a member sends when a proposal is at most
+// maxRequestBytes and raft puts at most maxSizePerMsg of entries in a message: raft
+// fills a MsgApp (and raftnode a MsgProp) up to maxSizePerMsg, or with one larger
+// entry, so a message's entries are at most the larger of the two. A MsgSnap frame
+// holds only metadata (the state follows it, outside the frame), a MsgHeartbeat or a
+// vote nothing at all.
+func MaxFrameFor(maxRequestBytes, maxSizePerMsg uint64) uint64 {
+	return max(maxRequestBytes, maxSizePerMsg) + frameSlack
+}
+
+// ErrFrameTooLarge is a frame whose length prefix passes the bound; it is refused
+// before anything is allocated for it.
+var ErrFrameTooLarge = errors.New("transport: frame too large")
 
 // Handler serves the peer protocol; mount it on the peer listener.
 func (t *Transport) Handler() http.Handler {
@@ -53,13 +73,22 @@ func (t *Transport) checkPeer(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
-func readFrame(r *bufio.Reader) ([]byte, error) {
+// maxFrame is the bound on received frames.
+func (t *Transport) maxFrame() uint64 {
+	if t.cfg.MaxFrameBytes > 0 {
+		return t.cfg.MaxFrameBytes
+	}
+	return DefaultMaxFrameBytes
+}
+
+// readFrame reads one length-prefixed frame of at most limit bytes.
+func readFrame(r *bufio.Reader, limit uint64) ([]byte, error) {
 	n, err := binary.ReadUvarint(r)
 	if err != nil {
 		return nil, err // io.EOF at a frame boundary: the end
 	}
-	if n > maxFrame {
-		return nil, fmt.Errorf("transport: frame of %d bytes", n)
+	if n > limit {
+		return nil, fmt.Errorf("%w: %d bytes, at most %d", ErrFrameTooLarge, n, limit)
 	}
 	b := make([]byte, n)
 	if _, err := io.ReadFull(r, b); err != nil {
@@ -160,7 +189,7 @@ func (e *raftError) Unwrap() error { return e.err }
 // waiting (a forwarded proposal waits there for a leader). io.EOF means the body ended
 // at a frame boundary.
 func (t *Transport) receive(ctx context.Context, br *bufio.Reader) error {
-	b, err := readFrame(br)
+	b, err := readFrame(br, t.maxFrame())
 	if err != nil {
 		return err
 	}
@@ -187,7 +216,7 @@ func (t *Transport) handleSnapshot(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	br := bufio.NewReaderSize(r.Body, 256<<10)
-	b, err := readFrame(br)
+	b, err := readFrame(br, t.maxFrame())
 	if err != nil {
 		http.Error(w, "reading snapshot message: "+err.Error(), http.StatusBadRequest)
 		return

@@ -97,6 +97,8 @@ type Config struct {
 	// otherwise snapshots are refused.
 	SnapshotSink SnapshotSink
 	SnapDir      string
+	// MaxFrameBytes bounds a received message (MaxFrameFor); 0: DefaultMaxFrameBytes.
+	MaxFrameBytes uint64
 	// QueueSize is the per-peer queue length; default 4096 messages.
 	QueueSize int
 	// DialTimeout and RequestTimeout bound a message POST; defaults 1s and 5s.
