@@ -72,8 +72,15 @@ func TestStalledApplierRefusesProposalsBeyondTheBound(t *testing.T) {
 	data := make([]byte, 1000)
 	propose(t, n, string(data))
 	<-held
+	// Without waiting for each proposal: once the channel is full the loop blocks, and
+	// a proposal queued then is not taken until the applier is released.
+	var filling sync.WaitGroup
 	eventually(t, func() string { return "the Apply channel never filled" }, func() bool {
-		propose(t, n, string(data))
+		if len(n.applyc) == cap(n.applyc) {
+			return true
+		}
+		filling.Add(1)
+		n.ProposeAsync(context.Background(), data, func(error) { filling.Done() })
 		return len(n.applyc) == cap(n.applyc)
 	})
 
@@ -119,6 +126,7 @@ func TestStalledApplierRefusesProposalsBeyondTheBound(t *testing.T) {
 	}
 
 	close(release)
+	filling.Wait()
 	acceptedDone.Wait() // every accepted proposal reaches raft; the refused were answered
 	propose(t, n, "after")
 	eventually(t, func() string { return "apply never caught up" }, func() bool {
