@@ -65,14 +65,23 @@ func run(args, environ []string) int {
 	}
 	sigc := make(chan os.Signal, 1)
 	signal.Notify(sigc, syscall.SIGTERM, syscall.SIGINT)
+	code := 0
 	select {
 	case sig := <-sigc:
 		lg.Info("received signal; shutting down", zap.String("signal", sig.String()))
 	case <-m.done():
-		lg.Warn("server stopped on its own")
+		// Fail-stop, as etcd on a WAL or backend error: a member whose Raft or apply
+		// loop died must not stay up looking healthy. Its loops have ended, so closing
+		// the listeners and storage below is safe; then the process exits non-zero.
+		err := m.srv.Err()
+		if err == nil {
+			err = errors.New("the server stopped without a recorded cause")
+		}
+		lg.Error("the member has stopped; exiting", zap.Error(err))
+		code = 1
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	m.close(ctx)
-	return 0
+	return code
 }

@@ -35,6 +35,8 @@ type member struct {
 	// net, when set, wires a real HTTP transport (cluster tests).
 	net *network
 	tr  *transport.Transport
+	// walSegment, when set, is the WAL's segment size (small: frequent rolls).
+	walSegment int64
 
 	mu        sync.Mutex
 	applied   uint64
@@ -64,7 +66,7 @@ func (m *member) start(cfg Config) {
 		m.t.Fatal(err)
 	}
 	m.eng = eng
-	st, err := raftlog.Open(m.eng, raftlog.Options{Dir: filepath.Join(m.dir, "wal")})
+	st, err := raftlog.Open(m.eng, raftlog.Options{Dir: filepath.Join(m.dir, "wal"), SegmentSize: m.walSegment})
 	if err != nil {
 		m.t.Fatal(err)
 	}

@@ -642,10 +642,15 @@ func (n *Node) setLeader(lead uint64, isLeader bool) {
 	n.leadMu.Unlock()
 }
 
+// shutdown runs when the loop ends, by Stop or by a fatal error. A stopped node knows
+// no leader: Leader and IsLeader must not keep vouching for a leader this member no
+// longer follows (require-leader checks and health read them), and LeaderChanged
+// waiters are woken.
 func (n *Node) shutdown() {
 	for _, p := range n.in.close() {
 		p.finish(ErrStopped)
 	}
+	n.setLeader(raft.None, false)
 	close(n.applyc)
 	close(n.donec)
 }

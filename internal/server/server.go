@@ -86,6 +86,11 @@ type Server struct {
 	stopping    chan struct{}
 	done        chan struct{}
 	wg          sync.WaitGroup
+
+	// stopOnce guards the start of stopping (stop.go); stopErr, set before stopping
+	// is closed, is why the server stopped on its own (Err).
+	stopOnce sync.Once
+	stopErr  error
 }
 
 // New starts the apply loop and the linearizable-read loop. The raftnode must already
@@ -108,29 +113,14 @@ func New(cfg Config) *Server {
 		stopping:     make(chan struct{}),
 		done:         make(chan struct{}),
 	}
-	s.wg.Add(4)
+	s.wg.Add(5)
+	go s.watchNode()
 	go s.applyLoop()
 	go s.linearizableReadLoop()
 	go s.watchLeader()
 	go s.runAutoCompaction(cfg.AutoCompactionMode, cfg.AutoCompactionPeriod, cfg.AutoCompactionRevisions)
 	return s
 }
-
-// Stop stops the server's loops and the raft node. It does not close the engine.
-func (s *Server) Stop() {
-	select {
-	case <-s.stopping:
-		return
-	default:
-	}
-	close(s.stopping)
-	s.node.Stop()
-	s.wg.Wait()
-	close(s.done)
-}
-
-// Done is closed once the server has stopped.
-func (s *Server) Done() <-chan struct{} { return s.done }
 
 // watchLeader records when a leader was last elected, to tell a timeout caused by a
 // leader failure from a plain one.
@@ -170,7 +160,7 @@ func (s *Server) applyLoop() {
 				// The state machine cannot go on from a failed apply: its state
 				// would diverge from the log. Stop serving; a restart replays.
 				s.lg.Error("apply failed; stopping the server", zap.Error(err))
-				go s.Stop()
+				s.stop(fmt.Errorf("%w: %w", ErrApplyFailed, err))
 				return
 			}
 		}
