@@ -20,6 +20,8 @@ import (
 	"github.com/metastore/metastore/internal/mvcc"
 	"github.com/metastore/metastore/internal/raftlog"
 	"github.com/metastore/metastore/internal/raftnode"
+	"github.com/metastore/metastore/internal/snap"
+	"github.com/metastore/metastore/internal/storage"
 	"github.com/metastore/metastore/internal/storage/pebble"
 )
 
@@ -59,7 +61,7 @@ func startTestMember(t *testing.T, walSegment int64) *testMember {
 		t.Fatal(err)
 	}
 	node, err := raftnode.Start(raftnode.Config{ID: 1, Peers: []raft.Peer{{ID: 1}}, Storage: rlog,
-		Transport: nopTransport{}, Logger: lg, TickInterval: 10 * time.Millisecond})
+		AppliedState: testAppliedState, Transport: nopTransport{}, Logger: lg, TickInterval: 10 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,4 +155,13 @@ func TestRaftNodeFailureStopsServer(t *testing.T) {
 	if !errors.Is(m.srv.Err(), ErrRaftStopped) {
 		t.Errorf("Err() after Stop = %v, want the original cause", m.srv.Err())
 	}
+}
+
+// testAppliedState is raftnode's Config.AppliedState as cmd/metastore wires it.
+func testAppliedState(r storage.Reader) (*raftpb.SnapshotMetadata, error) {
+	md, err := snap.ReadMeta(r)
+	if errors.Is(err, snap.ErrNoState) {
+		return nil, nil
+	}
+	return md, err
 }
