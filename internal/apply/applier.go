@@ -1,16 +1,25 @@
 // Package apply owns the replicated state machine: it turns committed Raft entries
-// (marshaled etcdserverpb.InternalRaftRequest) into MVCC writes, with etcd v3.7.3's
-// semantics for Put, DeleteRange, Txn, Compaction and Alarm, and it owns the meta keys
-// storage.MetaAppliedIndex, MetaAppliedTerm, MetaConfState and MetaAlarms.
+// (marshaled etcdserverpb.InternalRaftRequest) into MVCC writes with etcd v3.7.3's
+// semantics for Put, DeleteRange, Txn, Range, Compaction and Alarm; it records the
+// member attributes a member publishes (ClusterMemberAttrSet) and the cluster version
+// (ClusterVersionSet, gating request types by version: version.go), and records
+// configuration changes (ApplyConfChange). It owns the meta keys
+// storage.MetaAppliedIndex, MetaAppliedTerm, MetaConfState, MetaAlarms and
+// MetaClusterVersion, and writes MetaMembers with the encoding membership owns.
 //
 // Like go.etcd.io/raft's RawNode it does no I/O of its own beyond the engine batch it is
 // handed: no clock, no goroutines, no network, no randomness. The engine's contents after
 // ApplyEntries are a pure function of the contents before and the entries, so every
 // member that applies the same log holds byte-identical state.
 //
-// It must not touch the Raft log keys (raftlog), member records beyond storing the blob
-// it is given (membership), or answer gRPC (grpcapi validates requests BEFORE they are
-// proposed: empty keys, too many ops, duplicate keys, and quota).
+// The error contract (entries.go): a request that fails answers a request error and
+// writes nothing (checked under internal/invariants); an ApplyEntries error means the
+// engine failed or the entry cannot be applied by this build, and the caller stops.
+//
+// It must not touch the Raft log (raftlog's WAL), decide membership (membership owns
+// the member list's encoding and rules), take part in deciding the cluster version
+// (server proposes it), or answer gRPC (grpcapi validates requests BEFORE they are
+// proposed: empty keys, too many ops, duplicate keys; server checks the quota).
 package apply
 
 import (
@@ -54,7 +63,8 @@ type Applied struct {
 }
 
 // Applier is the state machine. ApplyEntries, ApplyConfChange and Reload must be called
-// from one goroutine (the apply loop); AppliedIndex and Alarms are safe from any goroutine.
+// from one goroutine (the apply loop); AppliedIndex, Alarms and ClusterVersion are safe
+// from any goroutine.
 type Applier struct {
 	eng    storage.Engine
 	store  *mvcc.Store
@@ -62,16 +72,20 @@ type Applier struct {
 	leases LeaseChecker
 
 	// Owned by the apply goroutine.
-	appliedTerm uint64
-	alarms      alarmSet // includes alarms written into the batch not yet committed
+	appliedTerm    uint64
+	alarms         alarmSet // includes alarms written into the batch not yet committed
+	clusterVersion Version  // likewise
 
 	appliedIndex atomic.Uint64
 	mu           sync.Mutex
 	published    []*pb.AlarmMember // alarms as of the last committed batch
+	// publishedVersion is the cluster version as of the last committed batch.
+	publishedVersion Version
 }
 
-// New returns an Applier over eng and store and loads the applied index and term and the
-// active alarms from eng. store must already be open on eng.
+// New returns an Applier over eng and store and loads the applied index and term, the
+// active alarms and the cluster version from eng. store must already be open on eng. It
+// fails with ErrClusterVersionTooHigh if eng holds a cluster version above LocalVersion.
 func New(eng storage.Engine, store *mvcc.Store, lg *zap.Logger) (*Applier, error) {
 	if lg == nil {
 		lg = zap.NewNop()
@@ -112,7 +126,8 @@ func (a *Applier) Alarms() []*pb.AlarmMember {
 }
 
 // Reload re-reads the state after a Raft snapshot replaced the state-machine keys
-// underneath: it calls Store.Reload and reloads the applied index, term and alarms.
+// underneath: it calls Store.Reload and reloads the applied index, term, alarms and
+// cluster version.
 func (a *Applier) Reload() error {
 	if err := a.store.Reload(); err != nil {
 		return err
@@ -133,10 +148,15 @@ func (a *Applier) load() error {
 	if err != nil {
 		return err
 	}
+	cv, err := loadClusterVersion(a.eng)
+	if err != nil {
+		return err
+	}
 	a.appliedTerm = term
 	a.alarms = alarms
+	a.clusterVersion = cv
 	a.appliedIndex.Store(idx)
-	a.publishAlarms()
+	a.publish()
 	return nil
 }
 
@@ -205,14 +225,17 @@ func (a *Applier) commit(b storage.Batch, index, term uint64, after []func()) er
 	}
 	a.appliedTerm = term
 	a.appliedIndex.Store(index)
-	a.publishAlarms()
+	a.publish()
 	return nil
 }
 
-func (a *Applier) publishAlarms() {
+// publish makes the alarms and cluster version of the apply goroutine visible to
+// Alarms and ClusterVersion; call it only once they are committed.
+func (a *Applier) publish() {
 	list := a.alarms.list(pb.AlarmType_NONE)
 	a.mu.Lock()
 	a.published = list
+	a.publishedVersion = a.clusterVersion
 	a.mu.Unlock()
 }
 

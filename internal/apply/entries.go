@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/metastore/metastore/internal/invariants"
 	"github.com/metastore/metastore/internal/mvcc"
 	"github.com/metastore/metastore/internal/storage"
 )
@@ -28,10 +29,19 @@ import (
 //     the revisions only once they are in the engine.
 //  3. Entries at or below AppliedIndex are skipped (their Result is nil). Entries with
 //     empty data (a new leader's first entry) only advance the applied index.
-//  4. A request that fails (Result.Err) changes nothing but the applied index.
+//  4. A request that fails (Result.Err) changes nothing but the applied index: every
+//     check comes before the first write, and builds with internal/invariants enabled
+//     (tests, -race) panic if a failed request left anything in the batch. Request
+//     errors are those that depend only on the request and the replicated state
+//     (isRequestError): every member answers them alike and goes on.
+//  5. A request whose type needs a cluster version above the applied one fails with
+//     ErrNotCapable; a ClusterVersionSet is applied in the batch like any entry
+//     (version.go).
 //
-// The error is not a request's error: it means the engine failed or the state is
-// inconsistent, and the caller must stop applying (etcd panics in the same places).
+// The error is not a request's error: it means the engine failed, the state is
+// inconsistent, or the entry holds a request this build cannot apply
+// (ErrUnknownRequest, ErrClusterVersionTooHigh), and the caller must stop applying
+// (etcd panics in the same places).
 // The uncommitted part of the batch is dropped, the in-memory state reloaded from the
 // engine (AppliedIndex tells where applying stopped) and no results are returned.
 func (a *Applier) ApplyEntries(ents []*raftpb.Entry) ([]Applied, error) {
@@ -66,9 +76,13 @@ func (a *Applier) applyEntries(ents []*raftpb.Entry) ([]Applied, error) {
 				ap.Result = &Result{Err: fmt.Errorf("%w: %v", ErrMalformedEntry, err)}
 			} else {
 				ap.ID = requestID(&r)
+				b, count := p.b, p.b.Count()
 				res, err := a.applyRequest(p, &r)
 				if err != nil {
 					return out, fmt.Errorf("apply: entry %d: %w", idx, err)
+				}
+				if invariants.Enabled && res.Err != nil {
+					checkUntouched(p, b, count, &r, res)
 				}
 				ap.Result = res
 			}
@@ -125,9 +139,13 @@ func (p *pending) flush(a *Applier) error {
 	return nil
 }
 
-// applyRequest applies one request into p. The error is fatal; request errors are in
-// the Result.
+// applyRequest applies one request into p. A request error is in the Result; the error
+// is fatal (engine I/O, or a request this build cannot apply).
 func (a *Applier) applyRequest(p *pending, r *pb.InternalRaftRequest) (*Result, error) {
+	f := requestField(r)
+	if err := checkVersion(f, a.clusterVersion); err != nil {
+		return &Result{Err: err}, nil
+	}
 	switch {
 	case r.Put != nil:
 		if err := a.rejectWrites(true); err != nil {
@@ -138,7 +156,7 @@ func (a *Applier) applyRequest(p *pending, r *pb.InternalRaftRequest) (*Result, 
 		if a.alarms.has(pb.AlarmType_CORRUPT) {
 			return &Result{Err: ErrCorrupt}, nil
 		}
-		return a.write(p, func(t *mvcc.TxnWrite) (proto.Message, error) { return deleteRange(t, r.DeleteRange) })
+		return a.write(p, func(t *mvcc.TxnWrite) (proto.Message, error) { return execDelete(t, r.DeleteRange) })
 	case r.Txn != nil:
 		if err := a.rejectWrites(txnHasPut(r.Txn)); err != nil {
 			return &Result{Err: err}, nil
@@ -149,20 +167,21 @@ func (a *Applier) applyRequest(p *pending, r *pb.InternalRaftRequest) (*Result, 
 			return &Result{Err: ErrCorrupt}, nil
 		}
 		// Reads through a TxnWrite so they see the earlier entries of this batch.
-		return a.write(p, func(t *mvcc.TxnWrite) (proto.Message, error) { return a.rangeChecked(t, r.Range) })
+		return a.write(p, func(t *mvcc.TxnWrite) (proto.Message, error) { return Range(t, r.Range) })
 	case r.Compaction != nil:
 		return a.compact(p, r.Compaction)
 	case r.Alarm != nil:
 		return a.alarm(p.b, r.Alarm)
 	case r.ClusterMemberAttrSet != nil:
 		return a.setMemberAttributes(p.b, r.ClusterMemberAttrSet)
-	case r.ClusterVersionSet != nil, r.DowngradeInfoSet != nil,
-		r.DowngradeVersionTest != nil:
-		// etcd applies these to its membership store; MetaStore has no cluster
-		// versions yet. Like etcd, they answer nothing.
+	case r.ClusterVersionSet != nil:
+		return a.setClusterVersion(p.b, r.ClusterVersionSet)
+	case r.DowngradeVersionTest != nil:
+		// etcd ignores it: it exists for tests that inject it into a WAL.
 		return &Result{}, nil
 	default:
-		return &Result{Err: ErrUnsupported}, nil
+		// Leases, auth, downgrades, a request field from a newer build, or none at all.
+		return nil, fmt.Errorf("%w: %s", ErrUnknownRequest, describeRequest(f))
 	}
 }
 
@@ -178,31 +197,33 @@ func (a *Applier) rejectWrites(addsData bool) error {
 	return nil
 }
 
-// fatalError marks an error that is not the request's fault (engine failure).
-type fatalError struct{ err error }
-
-func (f *fatalError) Error() string { return f.err.Error() }
-func (f *fatalError) Unwrap() error { return f.err }
-
-func fatal(err error) error {
-	if err == nil {
-		return nil
-	}
-	var fe *fatalError
-	if errors.As(err, &fe) {
-		return err
-	}
-	return &fatalError{err}
+// requestErrors are the errors that depend only on the request and the replicated
+// state: every member meets them at the same entry, so they are answered to the client
+// and never stop the member. Any other error met while applying (engine I/O, a value
+// that does not decode) is fatal.
+var requestErrors = []error{
+	ErrKeyNotFound, ErrLeaseNotFound, ErrNoSpace, ErrCorrupt, ErrNotCapable, ErrInvalidVersion,
+	mvcc.ErrCompacted, mvcc.ErrFutureRev,
 }
 
-// write runs fn in one mvcc write transaction in p's batch. fn returns a request error,
-// or a *fatalError; a request error must come before fn wrote anything.
+// isRequestError reports whether err is one of requestErrors.
+func isRequestError(err error) bool {
+	for _, re := range requestErrors {
+		if errors.Is(err, re) {
+			return true
+		}
+	}
+	return false
+}
+
+// write runs fn in one mvcc write transaction in p's batch. An error of fn that is a
+// request error (isRequestError) is the Result's; it must come before fn wrote anything
+// (checked in ApplyEntries under invariants). Any other error is fatal.
 func (a *Applier) write(p *pending, fn func(t *mvcc.TxnWrite) (proto.Message, error)) (*Result, error) {
 	t := a.store.Write(p.b)
 	resp, err := fn(t)
-	var fe *fatalError
-	if errors.As(err, &fe) {
-		return nil, fe.err
+	if err != nil && !isRequestError(err) {
+		return nil, err
 	}
 	if endErr := t.End(); endErr != nil {
 		return nil, endErr
@@ -212,6 +233,23 @@ func (a *Applier) write(p *pending, fn func(t *mvcc.TxnWrite) (proto.Message, er
 		return &Result{Err: err}, nil
 	}
 	return &Result{Resp: resp}, nil
+}
+
+// afterFailedRequest, when set (by tests), runs on the batch after a request that
+// answered a request error, before the invariant check.
+var afterFailedRequest func(b storage.Batch)
+
+// checkUntouched is the invariant of a failed request: it wrote nothing. b and count are
+// the batch and its Count() before the request; the request may have flushed b and
+// started a new batch (a compaction does), which must then be empty.
+func checkUntouched(p *pending, b storage.Batch, count uint32, r *pb.InternalRaftRequest, res *Result) {
+	if afterFailedRequest != nil {
+		afterFailedRequest(p.b)
+	}
+	if (p.b == b && p.b.Count() != count) || (p.b != b && p.b.Count() != 0) {
+		invariants.Violated(fmt.Sprintf("apply: %s failed with %v after writing into the batch",
+			describeRequest(requestField(r)), res.Err))
+	}
 }
 
 // compact schedules a logical compaction in a batch of its own (see ApplyEntries).
@@ -224,7 +262,7 @@ func (a *Applier) compact(p *pending, c *pb.CompactionRequest) (*Result, error) 
 		return nil, err
 	}
 	err := a.store.ScheduleCompaction(p.b, c.Revision)
-	if errors.Is(err, mvcc.ErrCompacted) || errors.Is(err, mvcc.ErrFutureRev) {
+	if isRequestError(err) {
 		return &Result{Err: err}, nil
 	}
 	if err != nil {

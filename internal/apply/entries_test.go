@@ -69,22 +69,20 @@ func TestApplyEntriesResults(t *testing.T) {
 		mk(2, &pb.InternalRaftRequest{Header: &pb.RequestHeader{ID: 8}, Put: &pb.PutRequest{Key: []byte("b")}}),
 		{Index: proto.Uint64(3), Term: proto.Uint64(1)}, // a new leader's empty entry
 		{Index: proto.Uint64(4), Term: proto.Uint64(1), Data: []byte{0xff, 0xff, 0xff}},
-		mk(5, &pb.InternalRaftRequest{Header: &pb.RequestHeader{ID: 9}, LeaseGrant: &pb.LeaseGrantRequest{TTL: 5}}),
-		mk(6, &pb.InternalRaftRequest{Header: &pb.RequestHeader{ID: 10}}),
 	}
-	h.index = 6
+	h.index = 4
 	out, err := h.app.ApplyEntries(ents)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(out) != 6 {
-		t.Fatalf("%d results for 6 entries", len(out))
+	if len(out) != 4 {
+		t.Fatalf("%d results for 4 entries", len(out))
 	}
 	for i, want := range []struct {
 		id  uint64
 		err error
 		nil bool
-	}{{7, nil, false}, {8, nil, false}, {0, nil, true}, {0, ErrMalformedEntry, false}, {9, ErrUnsupported, false}, {10, ErrUnsupported, false}} {
+	}{{7, nil, false}, {8, nil, false}, {0, nil, true}, {0, ErrMalformedEntry, false}} {
 		a := out[i]
 		if a.Index != uint64(i+1) || a.ID != want.id || (a.Result == nil) != want.nil {
 			t.Fatalf("result %d = %+v, want id %d nil %v", i, a, want.id, want.nil)
@@ -93,7 +91,7 @@ func TestApplyEntriesResults(t *testing.T) {
 			errIs(t, a.Result.Err, want.err)
 		}
 	}
-	if h.app.AppliedIndex() != 6 || h.store.Rev() != 3 {
+	if h.app.AppliedIndex() != 4 || h.store.Rev() != 3 {
 		t.Fatalf("applied %d rev %d", h.app.AppliedIndex(), h.store.Rev())
 	}
 
@@ -104,16 +102,16 @@ func TestApplyEntriesResults(t *testing.T) {
 		t.Fatal("ApplyEntries accepted a conf change entry")
 	}
 	// A fatal error drops the whole uncommitted batch, in memory too.
-	h.index = 6
+	h.index = 4
 	data, _ := proto.Marshal(&pb.InternalRaftRequest{ID: 11, Put: &pb.PutRequest{Key: []byte("c")}})
 	mixed := []*raftpb.Entry{
-		{Index: proto.Uint64(7), Term: proto.Uint64(1), Data: data},
-		{Index: proto.Uint64(8), Term: proto.Uint64(1), Type: raftpb.EntryType_EntryConfChange.Enum()},
+		{Index: proto.Uint64(5), Term: proto.Uint64(1), Data: data},
+		{Index: proto.Uint64(6), Term: proto.Uint64(1), Type: raftpb.EntryType_EntryConfChange.Enum()},
 	}
 	if out, err := h.app.ApplyEntries(mixed); err == nil || out != nil {
 		t.Fatalf("ApplyEntries = %v, %v; want no results and an error", out, err)
 	}
-	if h.app.AppliedIndex() != 6 || h.store.Rev() != 3 || h.getKV("c") != nil {
+	if h.app.AppliedIndex() != 4 || h.store.Rev() != 3 || h.getKV("c") != nil {
 		t.Fatalf("after a failed batch: applied %d rev %d", h.app.AppliedIndex(), h.store.Rev())
 	}
 	if rev := h.put("d", "1").Header.Revision; rev != 4 {

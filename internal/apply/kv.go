@@ -1,8 +1,6 @@
 package apply
 
 import (
-	"errors"
-
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 
 	"github.com/metastore/metastore/internal/mvcc"
@@ -27,8 +25,7 @@ func (a *Applier) put(t *mvcc.TxnWrite, p *pb.PutRequest) (*pb.PutResponse, erro
 	if err := a.checkPut(t, p, nil); err != nil {
 		return nil, err
 	}
-	resp, err := execPut(t, p)
-	return resp, fatal(err)
+	return execPut(t, p)
 }
 
 // checkPut returns the error the put would fail with, before anything is written:
@@ -44,7 +41,7 @@ func (a *Applier) checkPut(v mvcc.ReadView, p *pb.PutRequest, earlier *txnWrites
 	}
 	rr, err := v.Range(p.Key, nil, mvcc.RangeOptions{})
 	if err != nil {
-		return fatal(err)
+		return err
 	}
 	if len(rr.KVs) == 0 {
 		return ErrKeyNotFound
@@ -57,7 +54,8 @@ func (a *Applier) checkPut(v mvcc.ReadView, p *pb.PutRequest, earlier *txnWrites
 	return nil
 }
 
-// execPut writes p. Its errors are fatal: checkPut has run.
+// execPut writes p. checkPut has run, so it meets no request error but by a bug (which
+// the invariant of ApplyEntries catches).
 func execPut(t *mvcc.TxnWrite, p *pb.PutRequest) (*pb.PutResponse, error) {
 	val, lease := p.Value, p.Lease
 	if p.IgnoreValue || p.IgnoreLease {
@@ -86,12 +84,7 @@ func execPut(t *mvcc.TxnWrite, p *pb.PutRequest) (*pb.PutResponse, error) {
 	return resp, nil
 }
 
-// deleteRange applies a DeleteRangeRequest; it cannot fail but for the engine.
-func deleteRange(t *mvcc.TxnWrite, d *pb.DeleteRangeRequest) (*pb.DeleteRangeResponse, error) {
-	resp, err := execDelete(t, d)
-	return resp, fatal(err)
-}
-
+// execDelete applies a DeleteRangeRequest; it cannot fail but for the engine.
 func execDelete(t *mvcc.TxnWrite, d *pb.DeleteRangeRequest) (*pb.DeleteRangeResponse, error) {
 	resp := &pb.DeleteRangeResponse{Header: &pb.ResponseHeader{}}
 	if !isEmptyInterval(d.Key, d.RangeEnd) {
@@ -106,17 +99,6 @@ func execDelete(t *mvcc.TxnWrite, d *pb.DeleteRangeRequest) (*pb.DeleteRangeResp
 	}
 	resp.Header.Revision = t.Rev()
 	return resp, nil
-}
-
-// rangeChecked answers a Range that came through Raft, inside the write transaction t.
-// As in etcd, only mvcc checks the revision here (a negative one reads the current
-// revision).
-func (a *Applier) rangeChecked(t *mvcc.TxnWrite, r *pb.RangeRequest) (*pb.RangeResponse, error) {
-	resp, err := Range(t, r)
-	if errors.Is(err, mvcc.ErrCompacted) || errors.Is(err, mvcc.ErrFutureRev) {
-		return nil, err
-	}
-	return resp, fatal(err)
 }
 
 // checkRangeRev returns mvcc.ErrFutureRev or mvcc.ErrCompacted if the revision of r, a

@@ -69,7 +69,7 @@ func compare(v mvcc.ReadView, c *pb.Compare) (bool, error) {
 	if !isEmptyInterval(c.GetKey(), c.GetRangeEnd()) {
 		rr, err := v.Range(c.GetKey(), c.GetRangeEnd(), mvcc.RangeOptions{})
 		if err != nil {
-			return false, fatal(err)
+			return false, err
 		}
 		kvs = rr.KVs
 	}
@@ -179,7 +179,8 @@ func (a *Applier) checkTxn(v mvcc.ReadView, p *txnPlan, w *txnWrites) error {
 	return nil
 }
 
-// execTxn runs the ops of the plan's path in t. Its errors are fatal: checkTxn has run.
+// execTxn runs the ops of the plan's path in t. checkTxn has run, so it meets no request
+// error but by a bug (which the invariant of ApplyEntries catches).
 // A nested transaction's response has an empty header, as in etcd.
 func execTxn(t *mvcc.TxnWrite, p *txnPlan) (*pb.TxnResponse, error) {
 	resp := &pb.TxnResponse{
@@ -246,7 +247,7 @@ func (a *Applier) txn(t *mvcc.TxnWrite, r *pb.TxnRequest) (*pb.TxnResponse, erro
 	}
 	resp, err := execTxn(t, p)
 	if err != nil {
-		return nil, fatal(err)
+		return nil, err
 	}
 	resp.Header.Revision = t.Rev()
 	return resp, nil
@@ -260,10 +261,10 @@ func (a *Applier) ReadTxn(v mvcc.ReadView, r *pb.TxnRequest) (*pb.TxnResponse, e
 	}
 	p, err := planTxn(v, r)
 	if err != nil {
-		return nil, unwrapFatal(err)
+		return nil, err
 	}
 	if err := a.checkTxn(v, p, &txnWrites{}); err != nil {
-		return nil, unwrapFatal(err)
+		return nil, err
 	}
 	resp := &pb.TxnResponse{
 		Header:    &pb.ResponseHeader{Revision: v.Rev()},
@@ -278,13 +279,6 @@ func (a *Applier) ReadTxn(v mvcc.ReadView, r *pb.TxnRequest) (*pb.TxnResponse, e
 		resp.Responses[i] = &pb.ResponseOp{Response: &pb.ResponseOp_ResponseRange{ResponseRange: rr}}
 	}
 	return resp, nil
-}
-
-func unwrapFatal(err error) error {
-	if fe, ok := err.(*fatalError); ok {
-		return fe.err
-	}
-	return err
 }
 
 // IsTxnReadOnly reports whether every op in both branches is a Range (a nested

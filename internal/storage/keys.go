@@ -69,6 +69,7 @@ var (
 	MetaCompactFinished  = MetaKey("compact_finished")  // int64 BE: physically finished
 	MetaMembers          = MetaKey("members")           // membership, owned by membership/apply
 	MetaAlarms           = MetaKey("alarms")            // active alarms, owned by apply
+	MetaClusterVersion   = MetaKey("cluster_version")   // "major.minor.0" the cluster runs at, owned by apply
 	MetaClusterID        = MetaKey("cluster_id")        // uint64 BE
 	MetaSnapshotInstall  = MetaKey("snapshot_install")  // set while a snapshot is being installed
 )
