@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 	"go.uber.org/zap"
@@ -60,6 +61,9 @@ type Options struct {
 	Logger *zap.Logger
 	// SnapDir is the member's snap dir, recorded for raftnode (Storage.SnapDir).
 	SnapDir string
+	// FS is the file system the WAL lives on; nil: vfs.Default (the OS). Tests put
+	// it on a crashable MemFS or an errorfs to simulate power loss and I/O errors.
+	FS vfs.FS
 }
 
 // entryPos is where an entry of the log is in the WAL, and its term.
@@ -120,7 +124,10 @@ func Open(eng storage.Engine, opts Options) (*Storage, error) {
 		opts.Logger = zap.NewNop()
 	}
 	s := &Storage{eng: eng, opts: opts, hs: &raftpb.HardState{}, snap: raftpb.EnsureSnapshot(nil)}
-	w, err := openWAL(opts.Dir, opts.SegmentSize, s.replay)
+	if opts.FS == nil {
+		opts.FS = vfs.Default
+	}
+	w, err := openWAL(opts.FS, opts.Dir, opts.SegmentSize, s.replay)
 	if err != nil {
 		return nil, err
 	}

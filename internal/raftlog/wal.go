@@ -8,12 +8,11 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 
-	"golang.org/x/sys/unix"
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -55,7 +54,8 @@ var crcTable = crc32.MakeTable(crc32.Castagnoli)
 // segment is one WAL file.
 type segment struct {
 	seq  uint64
-	f    *os.File
+	path string
+	f    vfs.File
 	size int64 // bytes of valid records; the next write goes here
 	// maxIndex is the highest entry index written in the segment (0: none). Once the
 	// log is compacted to it, a segment that is not the newest can be deleted.
@@ -65,10 +65,11 @@ type segment struct {
 // wal appends records to the newest segment. Only the writer goroutine calls its
 // methods, except readAt, which is safe for concurrent use.
 type wal struct {
+	fs      vfs.FS
 	dir     string
 	segSize int64
 	segs    []*segment // oldest first
-	lock    *os.File
+	lock    io.Closer
 	// cut, set by openWAL: where it cut a torn tail off the newest segment (-1: none).
 	cut int64
 }
@@ -96,43 +97,41 @@ func (r *recordBuf) addProto(typ byte, m proto.Message) (int64, int, error) {
 
 func (r *recordBuf) empty() bool { return len(r.b) == 0 }
 
-// openWAL opens (creating it if needed) and locks the WAL in dir, and calls visit
-// for every valid record of every segment, oldest first. It cuts a torn tail off the
-// newest segment and drops a newest segment whose header never became durable.
-func openWAL(dir string, segSize int64, visit func(seg *segment, off int64, typ byte, payload []byte) error) (*wal, error) {
-	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
+// openWAL opens (creating it if needed) and locks the WAL in dir on fs, and calls
+// visit for every valid record of every segment, oldest first. It cuts a torn tail
+// off the newest segment and drops a newest segment whose header never became
+// durable.
+func openWAL(fs vfs.FS, dir string, segSize int64, visit func(seg *segment, off int64, typ byte, payload []byte) error) (*wal, error) {
+	if _, err := fs.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		if err := fs.MkdirAll(dir, 0o700); err != nil {
 			return nil, err
 		}
 		// The new dir's own entry must be durable too.
-		if err := syncDir(filepath.Dir(dir)); err != nil {
+		if err := syncDir(fs, fs.PathDir(dir)); err != nil {
 			return nil, err
 		}
 	} else if err != nil {
 		return nil, err
 	}
-	lock, err := os.OpenFile(filepath.Join(dir, "LOCK"), os.O_CREATE|os.O_RDWR, 0o600)
+	lock, err := fs.Lock(fs.PathJoin(dir, "LOCK"))
 	if err != nil {
-		return nil, err
-	}
-	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		lock.Close()
 		return nil, fmt.Errorf("raftlog: WAL dir %s is in use by another process: %w", dir, err)
 	}
-	w := &wal{dir: dir, segSize: segSize, lock: lock, cut: -1}
-	seqs, err := listSegments(dir)
+	w := &wal{fs: fs, dir: dir, segSize: segSize, lock: lock, cut: -1}
+	seqs, err := listSegments(fs, dir)
 	if err != nil {
 		w.close()
 		return nil, err
 	}
 	for i, seq := range seqs {
 		last := i == len(seqs)-1
-		f, err := os.OpenFile(filepath.Join(dir, segmentName(seq)), os.O_RDWR, 0o600)
+		path := fs.PathJoin(dir, segmentName(seq))
+		f, err := fs.OpenReadWrite(path, vfs.WriteCategoryUnspecified)
 		if err != nil {
 			w.close()
 			return nil, err
 		}
-		seg := &segment{seq: seq, f: f}
+		seg := &segment{seq: seq, path: path, f: f}
 		n, records, err := scanSegment(f, func(off int64, typ byte, payload []byte) error {
 			return visit(seg, off, typ, payload)
 		})
@@ -146,11 +145,11 @@ func openWAL(dir string, segSize int64, visit func(seg *segment, off int64, typ 
 			// Created, but the crash came before its header was durable: nothing was
 			// ever written after it. The previous segment (if any) goes on.
 			f.Close()
-			if err := os.Remove(f.Name()); err != nil {
+			if err := fs.Remove(path); err != nil {
 				w.close()
 				return nil, err
 			}
-			if err := syncDir(dir); err != nil {
+			if err := syncDir(fs, dir); err != nil {
 				w.close()
 				return nil, err
 			}
@@ -159,13 +158,12 @@ func openWAL(dir string, segSize int64, visit func(seg *segment, off int64, typ 
 		if last && err != nil {
 			// A torn tail: cut it, and preallocate again.
 			w.cut = n
-			if err := f.Truncate(n); err != nil {
+			if err := cutTail(f, n, segSize); err != nil {
 				f.Close()
 				w.close()
 				return nil, err
 			}
-			preallocate(f, segSize)
-			if err := unix.Fdatasync(int(f.Fd())); err != nil {
+			if err := f.SyncData(); err != nil {
 				f.Close()
 				w.close()
 				return nil, err
@@ -183,7 +181,7 @@ var errTorn = errors.New("torn or corrupt record")
 
 // scanSegment calls fn for every valid record of f and returns the size of the valid
 // prefix and the number of records in it; errTorn if it ended at a bad record.
-func scanSegment(f *os.File, fn func(off int64, typ byte, payload []byte) error) (int64, int, error) {
+func scanSegment(f vfs.File, fn func(off int64, typ byte, payload []byte) error) (int64, int, error) {
 	st, err := f.Stat()
 	if err != nil {
 		return 0, 0, err
@@ -226,14 +224,13 @@ func scanSegment(f *os.File, fn func(off int64, typ byte, payload []byte) error)
 	}
 }
 
-func listSegments(dir string) ([]uint64, error) {
-	des, err := os.ReadDir(dir)
+func listSegments(fs vfs.FS, dir string) ([]uint64, error) {
+	names, err := fs.List(dir)
 	if err != nil {
 		return nil, err
 	}
 	var seqs []uint64
-	for _, de := range des {
-		name := de.Name()
+	for _, name := range names {
 		if !strings.HasSuffix(name, segmentSuffix) {
 			continue
 		}
@@ -262,7 +259,7 @@ func (w *wal) write(recs *recordBuf, header func() *recordBuf) (*segment, int64,
 	if _, err := cur.f.WriteAt(recs.b, base); err != nil {
 		return nil, 0, err
 	}
-	if err := unix.Fdatasync(int(cur.f.Fd())); err != nil {
+	if err := cur.f.SyncData(); err != nil {
 		return nil, 0, err
 	}
 	cur.size += int64(len(recs.b))
@@ -282,7 +279,15 @@ func (w *wal) roll(hdr *recordBuf) (*segment, error) {
 	if cur := w.current(); cur != nil {
 		seq = cur.seq + 1
 	}
-	f, err := os.OpenFile(filepath.Join(w.dir, segmentName(seq)), os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o600)
+	path := w.fs.PathJoin(w.dir, segmentName(seq))
+	// Never reuse a file of that name (vfs.FS.Create may truncate one): it would be
+	// a segment this WAL does not know about.
+	if _, err := w.fs.Stat(path); err == nil {
+		return nil, fmt.Errorf("%w: WAL segment %s exists already", ErrCorrupt, segmentName(seq))
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	f, err := w.fs.Create(path, vfs.WriteCategoryUnspecified)
 	if err != nil {
 		return nil, err
 	}
@@ -295,11 +300,11 @@ func (w *wal) roll(hdr *recordBuf) (*segment, error) {
 		f.Close()
 		return nil, err
 	}
-	if err := syncDir(w.dir); err != nil {
+	if err := syncDir(w.fs, w.dir); err != nil {
 		f.Close()
 		return nil, err
 	}
-	seg := &segment{seq: seq, f: f, size: int64(len(hdr.b))}
+	seg := &segment{seq: seq, path: path, f: f, size: int64(len(hdr.b))}
 	w.segs = append(w.segs, seg)
 	return seg, nil
 }
@@ -316,12 +321,12 @@ func (w *wal) release(index uint64) error {
 	}
 	for _, seg := range w.segs[:n] {
 		seg.f.Close()
-		if err := os.Remove(seg.f.Name()); err != nil {
+		if err := w.fs.Remove(seg.path); err != nil {
 			return err
 		}
 	}
 	w.segs = slices.Delete(w.segs, 0, n)
-	return syncDir(w.dir)
+	return syncDir(w.fs, w.dir)
 }
 
 // readAt reads n payload bytes at off in seg.
@@ -350,12 +355,39 @@ func (w *wal) close() error {
 
 // preallocate reserves size bytes for f; where the file system cannot, writes extend
 // the file instead (correct, a little slower to sync).
-func preallocate(f *os.File, size int64) {
-	_ = unix.Fallocate(int(f.Fd()), 0, 0, size)
+func preallocate(f vfs.File, size int64) {
+	_ = f.Preallocate(0, size)
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
+// cutTail makes f end, as far as scanSegment can tell, at n: nothing of a torn write
+// after n may survive, or a later, shorter write at n could be followed by an
+// unacknowledged record that happens to line up. Files that can be truncated
+// (vfs.Default's) are truncated and preallocated again; others get zeros written
+// over the tail. The caller syncs.
+func cutTail(f vfs.File, n, segSize int64) error {
+	if t, ok := f.(interface{ Truncate(int64) error }); ok {
+		if err := t.Truncate(n); err != nil {
+			return err
+		}
+		preallocate(f, segSize)
+		return nil
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	zeros := make([]byte, 1<<20)
+	for off := n; off < st.Size(); off += int64(len(zeros)) {
+		b := zeros[:min(int64(len(zeros)), st.Size()-off)]
+		if _, err := f.WriteAt(b, off); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func syncDir(fs vfs.FS, dir string) error {
+	d, err := fs.OpenDir(dir)
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
+
 	"github.com/metastore/metastore/internal/storage"
 )
 
@@ -22,7 +24,7 @@ func segmentFiles(t *testing.T, dir string) []string {
 // zeros).
 func validSize(t *testing.T, name string) int64 {
 	t.Helper()
-	f, err := os.Open(name)
+	f, err := vfs.Default.Open(name)
 	if err != nil {
 		t.Fatal(err)
 	}
