@@ -72,6 +72,31 @@ type wal struct {
 	lock    io.Closer
 	// cut, set by openWAL: where it cut a torn tail off the newest segment (-1: none).
 	cut int64
+	// failed is the first error of a write, sync or segment change; once set, every
+	// later write fails (see ErrWALFailed).
+	failed error
+}
+
+// ErrWALFailed is returned by every write after one failed. After a failed write or
+// fsync the file's durable content is unknown (the kernel may have dropped the dirty
+// pages and cleared the error), so retrying could acknowledge a record that is not on
+// disk: the member must stop, and a restart replays what really is there.
+var ErrWALFailed = errors.New("raftlog: an earlier WAL write or sync failed; the member must stop")
+
+// fail records err as the WAL's failure and returns it.
+func (w *wal) fail(err error) error {
+	if w.failed == nil {
+		w.failed = err
+	}
+	return err
+}
+
+// check returns ErrWALFailed if a write failed before.
+func (w *wal) check() error {
+	if w.failed != nil {
+		return fmt.Errorf("%w: %v", ErrWALFailed, w.failed)
+	}
+	return nil
 }
 
 func segmentName(seq uint64) string { return fmt.Sprintf("%016x%s", seq, segmentSuffix) }
@@ -247,20 +272,26 @@ func listSegments(fs vfs.FS, dir string) ([]uint64, error) {
 // write appends recs to the newest segment and fdatasyncs it; when they do not fit,
 // it first rolls to a new segment whose header header() encodes. It returns the
 // segment written and the offset at which recs start in it.
+//
+// Any failure is sticky: this and every later write return an error (ErrWALFailed
+// after the first), and nothing is ever acknowledged after it.
 func (w *wal) write(recs *recordBuf, header func() *recordBuf) (*segment, int64, error) {
+	if err := w.check(); err != nil {
+		return nil, 0, err
+	}
 	cur := w.current()
 	if cur == nil || (cur.size+int64(len(recs.b)) > w.segSize && cur.size > 0) {
 		var err error
 		if cur, err = w.roll(header()); err != nil {
-			return nil, 0, err
+			return nil, 0, w.fail(err)
 		}
 	}
 	base := cur.size
 	if _, err := cur.f.WriteAt(recs.b, base); err != nil {
-		return nil, 0, err
+		return nil, 0, w.fail(err)
 	}
 	if err := cur.f.SyncData(); err != nil {
-		return nil, 0, err
+		return nil, 0, w.fail(err)
 	}
 	cur.size += int64(len(recs.b))
 	return cur, base, nil
@@ -312,6 +343,9 @@ func (w *wal) roll(hdr *recordBuf) (*segment, error) {
 // release deletes the oldest segments, other than the newest, whose entries are all
 // at or below index (the log start, durably recorded in a newer segment).
 func (w *wal) release(index uint64) error {
+	if err := w.check(); err != nil {
+		return err
+	}
 	n := 0
 	for n < len(w.segs)-1 && w.segs[n].maxIndex <= index {
 		n++
@@ -319,14 +353,20 @@ func (w *wal) release(index uint64) error {
 	if n == 0 {
 		return nil
 	}
-	for _, seg := range w.segs[:n] {
+	old := slices.Clone(w.segs[:n])
+	w.segs = slices.Delete(w.segs, 0, n)
+	for _, seg := range old {
 		seg.f.Close()
+	}
+	for _, seg := range old {
 		if err := w.fs.Remove(seg.path); err != nil {
-			return err
+			return w.fail(err)
 		}
 	}
-	w.segs = slices.Delete(w.segs, 0, n)
-	return syncDir(w.fs, w.dir)
+	if err := syncDir(w.fs, w.dir); err != nil {
+		return w.fail(err)
+	}
+	return nil
 }
 
 // readAt reads n payload bytes at off in seg.
