@@ -127,15 +127,7 @@ func (r *recordBuf) empty() bool { return len(r.b) == 0 }
 // off the newest segment and drops a newest segment whose header never became
 // durable.
 func openWAL(fs vfs.FS, dir string, segSize int64, visit func(seg *segment, off int64, typ byte, payload []byte) error) (*wal, error) {
-	if _, err := fs.Stat(dir); errors.Is(err, os.ErrNotExist) {
-		if err := fs.MkdirAll(dir, 0o700); err != nil {
-			return nil, err
-		}
-		// The new dir's own entry must be durable too.
-		if err := syncDir(fs, fs.PathDir(dir)); err != nil {
-			return nil, err
-		}
-	} else if err != nil {
+	if err := mkdirAllDurable(fs, dir); err != nil {
 		return nil, err
 	}
 	lock, err := fs.Lock(fs.PathJoin(dir, "LOCK"))
@@ -420,6 +412,36 @@ func cutTail(f vfs.File, n, segSize int64) error {
 	for off := n; off < st.Size(); off += int64(len(zeros)) {
 		b := zeros[:min(int64(len(zeros)), st.Size()-off)]
 		if _, err := f.WriteAt(b, off); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// mkdirAllDurable creates dir and its missing parents, and syncs the parent of each
+// one created, so that a power cut cannot lose a directory entry (and with it the
+// whole WAL) after the first write was acknowledged.
+func mkdirAllDurable(fs vfs.FS, dir string) error {
+	var missing []string // deepest first
+	for d := dir; ; d = fs.PathDir(d) {
+		if _, err := fs.Stat(d); err == nil {
+			break
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		missing = append(missing, d)
+		if fs.PathDir(d) == d {
+			break
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	if err := fs.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	for _, d := range missing {
+		if err := syncDir(fs, fs.PathDir(d)); err != nil {
 			return err
 		}
 	}
