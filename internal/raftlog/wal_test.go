@@ -271,8 +271,9 @@ func TestCutTailLeavesNothingBehind(t *testing.T) {
 				t.Fatal(err)
 			}
 			checkBounds(t, s, 1, 3)
-			// The same size as the torn record: the next record would start where 5 was.
-			if err := s.Append(hs(2, 1, 0), []*raftpb.Entry{ent(4, 2, "y")}, nil); err != nil {
+			// One record (no hard state) of the torn record's size: the next one would
+			// start where 5 was.
+			if err := s.Append(nil, []*raftpb.Entry{ent(4, 2, "y")}, nil); err != nil {
 				t.Fatal(err)
 			}
 			s.Close()
