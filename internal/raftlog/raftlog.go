@@ -1,6 +1,8 @@
 // Package raftlog owns the durable Raft state of one member: the hard state, the
 // snapshot metadata and the log entries, in a write-ahead log of its own (wal.go; the
-// directory is etcd's --wal-dir, by default inside the data dir). It implements
+// directory is etcd's --wal-dir, by default inside the data dir), on a Pebble vfs.FS
+// (Options.FS; the OS unless a test gives a crashable or error-injecting one). A failed
+// WAL write or sync is sticky (ErrWALFailed): the member must stop. It implements
 // raft.Storage for go.etcd.io/raft/v3 and the writes the Ready loop must make. It
 // never writes the state machine's engine; it only syncs it before recording a
 // snapshot of it (see CreateSnapshot), which no compaction can pass.
