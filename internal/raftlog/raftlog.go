@@ -1,6 +1,8 @@
 // Package raftlog owns the durable Raft state of one member: the hard state, the
 // snapshot metadata and the log entries, in a write-ahead log of its own (wal.go; the
-// directory is etcd's --wal-dir, by default inside the data dir). It implements
+// directory is etcd's --wal-dir, by default inside the data dir), on a Pebble vfs.FS
+// (Options.FS; the OS unless a test gives a crashable or error-injecting one). A failed
+// WAL write or sync is sticky (ErrWALFailed): the member must stop. It implements
 // raft.Storage for go.etcd.io/raft/v3 and the writes the Ready loop must make. It
 // never writes the state machine's engine; it only syncs it before recording a
 // snapshot of it (see CreateSnapshot), which no compaction can pass.
@@ -22,6 +24,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 	"go.uber.org/zap"
@@ -60,6 +63,9 @@ type Options struct {
 	Logger *zap.Logger
 	// SnapDir is the member's snap dir, recorded for raftnode (Storage.SnapDir).
 	SnapDir string
+	// FS is the file system the WAL lives on; nil: vfs.Default (the OS). Tests put
+	// it on a crashable MemFS or an errorfs to simulate power loss and I/O errors.
+	FS vfs.FS
 }
 
 // entryPos is where an entry of the log is in the WAL, and its term.
@@ -120,7 +126,10 @@ func Open(eng storage.Engine, opts Options) (*Storage, error) {
 		opts.Logger = zap.NewNop()
 	}
 	s := &Storage{eng: eng, opts: opts, hs: &raftpb.HardState{}, snap: raftpb.EnsureSnapshot(nil)}
-	w, err := openWAL(opts.Dir, opts.SegmentSize, s.replay)
+	if opts.FS == nil {
+		opts.FS = vfs.Default
+	}
+	w, err := openWAL(opts.FS, opts.Dir, opts.SegmentSize, s.replay)
 	if err != nil {
 		return nil, err
 	}

@@ -8,12 +8,11 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 
-	"golang.org/x/sys/unix"
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -55,7 +54,8 @@ var crcTable = crc32.MakeTable(crc32.Castagnoli)
 // segment is one WAL file.
 type segment struct {
 	seq  uint64
-	f    *os.File
+	path string
+	f    vfs.File
 	size int64 // bytes of valid records; the next write goes here
 	// maxIndex is the highest entry index written in the segment (0: none). Once the
 	// log is compacted to it, a segment that is not the newest can be deleted.
@@ -65,12 +65,38 @@ type segment struct {
 // wal appends records to the newest segment. Only the writer goroutine calls its
 // methods, except readAt, which is safe for concurrent use.
 type wal struct {
+	fs      vfs.FS
 	dir     string
 	segSize int64
 	segs    []*segment // oldest first
-	lock    *os.File
+	lock    io.Closer
 	// cut, set by openWAL: where it cut a torn tail off the newest segment (-1: none).
 	cut int64
+	// failed is the first error of a write, sync or segment change; once set, every
+	// later write fails (see ErrWALFailed).
+	failed error
+}
+
+// ErrWALFailed is returned by every write after one failed. After a failed write or
+// fsync the file's durable content is unknown (the kernel may have dropped the dirty
+// pages and cleared the error), so retrying could acknowledge a record that is not on
+// disk: the member must stop, and a restart replays what really is there.
+var ErrWALFailed = errors.New("raftlog: an earlier WAL write or sync failed; the member must stop")
+
+// fail records err as the WAL's failure and returns it.
+func (w *wal) fail(err error) error {
+	if w.failed == nil {
+		w.failed = err
+	}
+	return err
+}
+
+// check returns ErrWALFailed if a write failed before.
+func (w *wal) check() error {
+	if w.failed != nil {
+		return fmt.Errorf("%w: %v", ErrWALFailed, w.failed)
+	}
+	return nil
 }
 
 func segmentName(seq uint64) string { return fmt.Sprintf("%016x%s", seq, segmentSuffix) }
@@ -96,43 +122,33 @@ func (r *recordBuf) addProto(typ byte, m proto.Message) (int64, int, error) {
 
 func (r *recordBuf) empty() bool { return len(r.b) == 0 }
 
-// openWAL opens (creating it if needed) and locks the WAL in dir, and calls visit
-// for every valid record of every segment, oldest first. It cuts a torn tail off the
-// newest segment and drops a newest segment whose header never became durable.
-func openWAL(dir string, segSize int64, visit func(seg *segment, off int64, typ byte, payload []byte) error) (*wal, error) {
-	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return nil, err
-		}
-		// The new dir's own entry must be durable too.
-		if err := syncDir(filepath.Dir(dir)); err != nil {
-			return nil, err
-		}
-	} else if err != nil {
+// openWAL opens (creating it if needed) and locks the WAL in dir on fs, and calls
+// visit for every valid record of every segment, oldest first. It cuts a torn tail
+// off the newest segment and drops a newest segment whose header never became
+// durable.
+func openWAL(fs vfs.FS, dir string, segSize int64, visit func(seg *segment, off int64, typ byte, payload []byte) error) (*wal, error) {
+	if err := mkdirAllDurable(fs, dir); err != nil {
 		return nil, err
 	}
-	lock, err := os.OpenFile(filepath.Join(dir, "LOCK"), os.O_CREATE|os.O_RDWR, 0o600)
+	lock, err := fs.Lock(fs.PathJoin(dir, "LOCK"))
 	if err != nil {
-		return nil, err
-	}
-	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		lock.Close()
 		return nil, fmt.Errorf("raftlog: WAL dir %s is in use by another process: %w", dir, err)
 	}
-	w := &wal{dir: dir, segSize: segSize, lock: lock, cut: -1}
-	seqs, err := listSegments(dir)
+	w := &wal{fs: fs, dir: dir, segSize: segSize, lock: lock, cut: -1}
+	seqs, err := listSegments(fs, dir)
 	if err != nil {
 		w.close()
 		return nil, err
 	}
 	for i, seq := range seqs {
 		last := i == len(seqs)-1
-		f, err := os.OpenFile(filepath.Join(dir, segmentName(seq)), os.O_RDWR, 0o600)
+		path := fs.PathJoin(dir, segmentName(seq))
+		f, err := fs.OpenReadWrite(path, vfs.WriteCategoryUnspecified)
 		if err != nil {
 			w.close()
 			return nil, err
 		}
-		seg := &segment{seq: seq, f: f}
+		seg := &segment{seq: seq, path: path, f: f}
 		n, records, err := scanSegment(f, func(off int64, typ byte, payload []byte) error {
 			return visit(seg, off, typ, payload)
 		})
@@ -146,11 +162,11 @@ func openWAL(dir string, segSize int64, visit func(seg *segment, off int64, typ 
 			// Created, but the crash came before its header was durable: nothing was
 			// ever written after it. The previous segment (if any) goes on.
 			f.Close()
-			if err := os.Remove(f.Name()); err != nil {
+			if err := fs.Remove(path); err != nil {
 				w.close()
 				return nil, err
 			}
-			if err := syncDir(dir); err != nil {
+			if err := syncDir(fs, dir); err != nil {
 				w.close()
 				return nil, err
 			}
@@ -159,13 +175,12 @@ func openWAL(dir string, segSize int64, visit func(seg *segment, off int64, typ 
 		if last && err != nil {
 			// A torn tail: cut it, and preallocate again.
 			w.cut = n
-			if err := f.Truncate(n); err != nil {
+			if err := cutTail(f, n, segSize); err != nil {
 				f.Close()
 				w.close()
 				return nil, err
 			}
-			preallocate(f, segSize)
-			if err := unix.Fdatasync(int(f.Fd())); err != nil {
+			if err := f.SyncData(); err != nil {
 				f.Close()
 				w.close()
 				return nil, err
@@ -183,7 +198,7 @@ var errTorn = errors.New("torn or corrupt record")
 
 // scanSegment calls fn for every valid record of f and returns the size of the valid
 // prefix and the number of records in it; errTorn if it ended at a bad record.
-func scanSegment(f *os.File, fn func(off int64, typ byte, payload []byte) error) (int64, int, error) {
+func scanSegment(f vfs.File, fn func(off int64, typ byte, payload []byte) error) (int64, int, error) {
 	st, err := f.Stat()
 	if err != nil {
 		return 0, 0, err
@@ -226,14 +241,13 @@ func scanSegment(f *os.File, fn func(off int64, typ byte, payload []byte) error)
 	}
 }
 
-func listSegments(dir string) ([]uint64, error) {
-	des, err := os.ReadDir(dir)
+func listSegments(fs vfs.FS, dir string) ([]uint64, error) {
+	names, err := fs.List(dir)
 	if err != nil {
 		return nil, err
 	}
 	var seqs []uint64
-	for _, de := range des {
-		name := de.Name()
+	for _, name := range names {
 		if !strings.HasSuffix(name, segmentSuffix) {
 			continue
 		}
@@ -250,20 +264,26 @@ func listSegments(dir string) ([]uint64, error) {
 // write appends recs to the newest segment and fdatasyncs it; when they do not fit,
 // it first rolls to a new segment whose header header() encodes. It returns the
 // segment written and the offset at which recs start in it.
+//
+// Any failure is sticky: this and every later write return an error (ErrWALFailed
+// after the first), and nothing is ever acknowledged after it.
 func (w *wal) write(recs *recordBuf, header func() *recordBuf) (*segment, int64, error) {
+	if err := w.check(); err != nil {
+		return nil, 0, err
+	}
 	cur := w.current()
 	if cur == nil || (cur.size+int64(len(recs.b)) > w.segSize && cur.size > 0) {
 		var err error
 		if cur, err = w.roll(header()); err != nil {
-			return nil, 0, err
+			return nil, 0, w.fail(err)
 		}
 	}
 	base := cur.size
 	if _, err := cur.f.WriteAt(recs.b, base); err != nil {
-		return nil, 0, err
+		return nil, 0, w.fail(err)
 	}
-	if err := unix.Fdatasync(int(cur.f.Fd())); err != nil {
-		return nil, 0, err
+	if err := cur.f.SyncData(); err != nil {
+		return nil, 0, w.fail(err)
 	}
 	cur.size += int64(len(recs.b))
 	return cur, base, nil
@@ -282,7 +302,15 @@ func (w *wal) roll(hdr *recordBuf) (*segment, error) {
 	if cur := w.current(); cur != nil {
 		seq = cur.seq + 1
 	}
-	f, err := os.OpenFile(filepath.Join(w.dir, segmentName(seq)), os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o600)
+	path := w.fs.PathJoin(w.dir, segmentName(seq))
+	// Never reuse a file of that name (vfs.FS.Create may truncate one): it would be
+	// a segment this WAL does not know about.
+	if _, err := w.fs.Stat(path); err == nil {
+		return nil, fmt.Errorf("%w: WAL segment %s exists already", ErrCorrupt, segmentName(seq))
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	f, err := w.fs.Create(path, vfs.WriteCategoryUnspecified)
 	if err != nil {
 		return nil, err
 	}
@@ -295,11 +323,11 @@ func (w *wal) roll(hdr *recordBuf) (*segment, error) {
 		f.Close()
 		return nil, err
 	}
-	if err := syncDir(w.dir); err != nil {
+	if err := syncDir(w.fs, w.dir); err != nil {
 		f.Close()
 		return nil, err
 	}
-	seg := &segment{seq: seq, f: f, size: int64(len(hdr.b))}
+	seg := &segment{seq: seq, path: path, f: f, size: int64(len(hdr.b))}
 	w.segs = append(w.segs, seg)
 	return seg, nil
 }
@@ -307,6 +335,9 @@ func (w *wal) roll(hdr *recordBuf) (*segment, error) {
 // release deletes the oldest segments, other than the newest, whose entries are all
 // at or below index (the log start, durably recorded in a newer segment).
 func (w *wal) release(index uint64) error {
+	if err := w.check(); err != nil {
+		return err
+	}
 	n := 0
 	for n < len(w.segs)-1 && w.segs[n].maxIndex <= index {
 		n++
@@ -314,14 +345,20 @@ func (w *wal) release(index uint64) error {
 	if n == 0 {
 		return nil
 	}
-	for _, seg := range w.segs[:n] {
+	old := slices.Clone(w.segs[:n])
+	w.segs = slices.Delete(w.segs, 0, n)
+	for _, seg := range old {
 		seg.f.Close()
-		if err := os.Remove(seg.f.Name()); err != nil {
-			return err
+	}
+	for _, seg := range old {
+		if err := w.fs.Remove(seg.path); err != nil {
+			return w.fail(err)
 		}
 	}
-	w.segs = slices.Delete(w.segs, 0, n)
-	return syncDir(w.dir)
+	if err := syncDir(w.fs, w.dir); err != nil {
+		return w.fail(err)
+	}
+	return nil
 }
 
 // readAt reads n payload bytes at off in seg.
@@ -350,12 +387,69 @@ func (w *wal) close() error {
 
 // preallocate reserves size bytes for f; where the file system cannot, writes extend
 // the file instead (correct, a little slower to sync).
-func preallocate(f *os.File, size int64) {
-	_ = unix.Fallocate(int(f.Fd()), 0, 0, size)
+func preallocate(f vfs.File, size int64) {
+	_ = f.Preallocate(0, size)
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
+// cutTail makes f end, as far as scanSegment can tell, at n: nothing of a torn write
+// after n may survive, or a later, shorter write at n could be followed by an
+// unacknowledged record that happens to line up. Files that can be truncated
+// (vfs.Default's) are truncated and preallocated again; others get zeros written
+// over the tail. The caller syncs.
+func cutTail(f vfs.File, n, segSize int64) error {
+	if t, ok := f.(interface{ Truncate(int64) error }); ok {
+		if err := t.Truncate(n); err != nil {
+			return err
+		}
+		preallocate(f, segSize)
+		return nil
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	zeros := make([]byte, 1<<20)
+	for off := n; off < st.Size(); off += int64(len(zeros)) {
+		b := zeros[:min(int64(len(zeros)), st.Size()-off)]
+		if _, err := f.WriteAt(b, off); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// mkdirAllDurable creates dir and its missing parents, and syncs the parent of each
+// one created, so that a power cut cannot lose a directory entry (and with it the
+// whole WAL) after the first write was acknowledged.
+func mkdirAllDurable(fs vfs.FS, dir string) error {
+	var missing []string // deepest first
+	for d := dir; ; d = fs.PathDir(d) {
+		if _, err := fs.Stat(d); err == nil {
+			break
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		missing = append(missing, d)
+		if fs.PathDir(d) == d {
+			break
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	if err := fs.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	for _, d := range missing {
+		if err := syncDir(fs, fs.PathDir(d)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func syncDir(fs vfs.FS, dir string) error {
+	d, err := fs.OpenDir(dir)
 	if err != nil {
 		return err
 	}
