@@ -33,6 +33,10 @@ var crcTable = crc32.MakeTable(crc32.Castagnoli)
 // maxRecord bounds one key or value, so a corrupt length cannot allocate unboundedly.
 const maxRecord = 1 << 30
 
+// readChunk is the first allocation for a record longer than the decoder's buffer;
+// the buffer then doubles as the record's bytes arrive.
+const readChunk = 64 << 10
+
 // Encoder writes the stream format.
 type Encoder struct {
 	out   io.Writer
@@ -203,16 +207,26 @@ func (d *Decoder) uvarint() (uint64, error) {
 	return 0, fmt.Errorf("%w: varint too long", ErrCorrupt)
 }
 
+// bytes reads an n-byte record into buf (reused when large enough). A record longer
+// than what buf holds is read in pieces, growing buf as the bytes arrive, so a corrupt
+// length on a short stream allocates about what the stream holds, never n.
 func (d *Decoder) bytes(n uint64, buf []byte) ([]byte, error) {
 	if n > maxRecord {
 		return nil, fmt.Errorf("%w: record of %d bytes", ErrCorrupt, n)
 	}
-	if uint64(cap(buf)) < n {
-		buf = make([]byte, n)
-	}
-	buf = buf[:n]
-	if _, err := io.ReadFull(d.r, buf); err != nil {
-		return nil, fmt.Errorf("%w: truncated: %v", ErrCorrupt, err)
+	buf = buf[:0]
+	for uint64(len(buf)) < n {
+		if len(buf) == cap(buf) {
+			grown := make([]byte, len(buf), min(n, max(2*uint64(cap(buf)), readChunk)))
+			copy(grown, buf)
+			buf = grown
+		}
+		end := min(uint64(cap(buf)), n)
+		m, err := io.ReadFull(d.r, buf[len(buf):end])
+		buf = buf[:len(buf)+m]
+		if err != nil {
+			return nil, fmt.Errorf("%w: truncated: %v", ErrCorrupt, err)
+		}
 	}
 	d.crc.Write(buf)
 	return buf, nil
