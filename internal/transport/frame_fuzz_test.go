@@ -19,9 +19,12 @@ func frame(m []byte) []byte {
 	return append(bytes.Clone(s.h), s.b...)
 }
 
-// frameSlack is what one readFrame may allocate beyond the frame's bytes (error values,
+// allocSlack is what one readFrame may allocate beyond the frame's bytes (error values,
 // the fuzzing engine's own work meanwhile).
-const frameSlack = 1 << 20
+const allocSlack = 1 << 20
+
+// fuzzFrameLimit is the frame bound of a member with etcd's default flags.
+const fuzzFrameLimit = uint64(DefaultMaxFrameBytes)
 
 // FuzzReadFrame reads frames from arbitrary bytes as handleStream does: it must not
 // panic, must allocate at most the frame limit per frame, must return io.EOF only at a
@@ -43,8 +46,8 @@ func FuzzReadFrame(f *testing.F) {
 	f.Add(frame(hb))
 	f.Add(two)
 	f.Add(two[:len(two)-3])                                                   // truncated frame
-	f.Add(binary.AppendUvarint(nil, maxFrame))                                // at the limit, no bytes behind
-	f.Add(binary.AppendUvarint(nil, maxFrame+1))                              // over the limit
+	f.Add(binary.AppendUvarint(nil, fuzzFrameLimit))                          // at the limit, no bytes behind
+	f.Add(binary.AppendUvarint(nil, fuzzFrameLimit+1))                        // over the limit
 	f.Add([]byte{0x80})                                                       // truncated prefix
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02}) // prefix overflows
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -53,10 +56,10 @@ func FuzzReadFrame(f *testing.F) {
 		for {
 			var before, after runtime.MemStats
 			runtime.ReadMemStats(&before)
-			b, err := readFrame(br)
+			b, err := readFrame(br, fuzzFrameLimit)
 			runtime.ReadMemStats(&after)
-			if got := after.TotalAlloc - before.TotalAlloc; got > maxFrame+frameSlack {
-				t.Fatalf("one readFrame allocated %d bytes, limit %d", got, maxFrame)
+			if got := after.TotalAlloc - before.TotalAlloc; got > fuzzFrameLimit+allocSlack {
+				t.Fatalf("one readFrame allocated %d bytes, limit %d", got, fuzzFrameLimit)
 			}
 			if err == io.EOF { // readFrame returns it unwrapped at a frame boundary
 				if len(rest) != 0 {
@@ -68,7 +71,7 @@ func FuzzReadFrame(f *testing.F) {
 				return // refused: handleStream ends the stream
 			}
 			n, w := binary.Uvarint(rest)
-			if w <= 0 || n != uint64(len(b)) || n > maxFrame || !bytes.Equal(rest[w:w+int(n)], b) {
+			if w <= 0 || n != uint64(len(b)) || n > fuzzFrameLimit || !bytes.Equal(rest[w:w+int(n)], b) {
 				t.Fatalf("frame of %d bytes does not match its prefix in the input", len(b))
 			}
 			rest = rest[w+int(n):]
@@ -87,12 +90,12 @@ func TestReadFrameRoundTrip(t *testing.T) {
 	}
 	br := bufio.NewReaderSize(bytes.NewReader(stream), 64<<10)
 	for i, want := range msgs {
-		got, err := readFrame(br)
+		got, err := readFrame(br, fuzzFrameLimit)
 		if err != nil || !bytes.Equal(got, want) {
 			t.Fatalf("frame %d: %d bytes, %v; want %d bytes", i, len(got), err, len(want))
 		}
 	}
-	if _, err := readFrame(br); err != io.EOF {
+	if _, err := readFrame(br, fuzzFrameLimit); err != io.EOF {
 		t.Fatalf("after the last frame: %v, want io.EOF", err)
 	}
 }
