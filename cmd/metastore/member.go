@@ -112,6 +112,7 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 	}
 	m.tr = transport.New(transport.Config{
 		ID: selfID, ClusterID: cl.ID, Logger: lg, Engine: eng, SnapDir: snapDir, TLS: peerDialTLS,
+		ServerVersion: server.Version, ClusterVersion: server.ClusterVersion, // GET /version for the leader's cluster-version check
 	})
 	for _, p := range cl.Members {
 		if p.ID != selfID {
@@ -173,6 +174,7 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 		AutoCompactionMode:      cfg.AutoCompactionMode,
 		AutoCompactionPeriod:    cfg.AutoCompactionPeriod,
 		AutoCompactionRevisions: cfg.AutoCompactionRevisions,
+		PeerClient:              &http.Client{Transport: &http.Transport{TLSClientConfig: peerDialTLS}},
 	})
 
 	// Peer listeners first, so the other members can reach us while we start.
