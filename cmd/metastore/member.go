@@ -120,6 +120,7 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 		// Through the store, so that no outgoing snapshot is taken mid-install.
 		Snapshots:     snap.NewSource(m.store),
 		MaxFrameBytes: transport.MaxFrameFor(uint64(cfg.MaxRequestBytes), maxSizePerMsg),
+		ServerVersion: server.Version, ClusterVersion: server.ClusterVersion, // GET /version for the leader's cluster-version check
 	})
 	for _, p := range cl.Members {
 		if p.ID != selfID {
@@ -183,6 +184,7 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 		AutoCompactionMode:      cfg.AutoCompactionMode,
 		AutoCompactionPeriod:    cfg.AutoCompactionPeriod,
 		AutoCompactionRevisions: cfg.AutoCompactionRevisions,
+		PeerClient:              &http.Client{Transport: &http.Transport{TLSClientConfig: peerDialTLS}},
 	})
 
 	// Peer listeners first, so the other members can reach us while we start.

@@ -86,6 +86,14 @@ func (v Version) Less(o Version) bool {
 	return v.Minor < o.Minor
 }
 
+// orNone is v's String, or "none" for the zero Version.
+func (v Version) orNone() string {
+	if v.IsZero() {
+		return "none"
+	}
+	return v.String()
+}
+
 // IsZero reports whether v is the zero Version (no cluster version decided yet).
 func (v Version) IsZero() bool { return v == Version{} }
 
@@ -254,7 +262,7 @@ func (a *Applier) setClusterVersion(b storage.Batch, r *membershippb.ClusterVers
 		return nil, err
 	}
 	if v != a.clusterVersion {
-		a.lg.Info("cluster version set", zap.Stringer("from", a.clusterVersion), zap.Stringer("to", v))
+		a.lg.Info("cluster version set", zap.String("from", a.clusterVersion.orNone()), zap.Stringer("to", v))
 	}
 	a.clusterVersion = v
 	return &Result{}, nil

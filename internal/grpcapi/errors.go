@@ -49,6 +49,7 @@ var errorMapping = []struct {
 	{server.ErrTimeoutWaitAppliedIndex, rpctypes.ErrGRPCTimeoutWaitAppliedIndex},
 	{server.ErrUnhealthy, rpctypes.ErrGRPCUnhealthy},
 	{server.ErrCorrupt, rpctypes.ErrGRPCCorrupt},
+	{server.ErrNotCapable, rpctypes.ErrGRPCNotCapable},
 	// Ours, for features not built yet (and request kinds the state machine does not
 	// implement yet): clients see codes.Unimplemented.
 	{server.ErrUnimplemented, status.Error(codes.Unimplemented, server.ErrUnimplemented.Error())},

@@ -108,6 +108,7 @@ func TestLowerLayerErrorsReachTheClientAsEtcdSends(t *testing.T) {
 		{apply.ErrEmptyKey, rpctypes.ErrGRPCEmptyKey},
 		{apply.ErrKeyNotFound, rpctypes.ErrGRPCKeyNotFound},
 		{apply.ErrCorrupt, rpctypes.ErrGRPCCorrupt},
+		{apply.ErrNotCapable, rpctypes.ErrGRPCNotCapable},
 		{apply.ErrUnsupported, status.Error(codes.Unimplemented, server.ErrUnimplemented.Error())},
 		{raftnode.ErrStopped, rpctypes.ErrGRPCStopped},
 		{storage.ErrClosed, rpctypes.ErrGRPCStopped},

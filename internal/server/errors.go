@@ -19,6 +19,7 @@ var (
 	ErrRequestTooLarge            = errors.New("etcdserver: request is too large")
 	ErrUnhealthy                  = errors.New("etcdserver: unhealthy cluster")
 	ErrCorrupt                    = errors.New("etcdserver: corrupt cluster")
+	ErrNotCapable                 = errors.New("etcdserver: not capable")
 )
 
 // ErrUnimplemented answers requests for features that do not exist yet (it is also

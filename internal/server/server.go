@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -59,6 +60,10 @@ type Config struct {
 	AutoCompactionMode      string
 	AutoCompactionPeriod    time.Duration
 	AutoCompactionRevisions int64
+	// PeerClient asks the other members for their version (GET <peer URL>/version) when
+	// this member leads and decides the cluster version (version.go); nil is
+	// http.DefaultClient, which reaches only plain-HTTP peers.
+	PeerClient *http.Client
 }
 
 // Server serves the etcd API on top of a raftnode and the state machine.
@@ -113,8 +118,9 @@ func New(cfg Config) *Server {
 		stopping:     make(chan struct{}),
 		done:         make(chan struct{}),
 	}
-	s.wg.Add(5)
+	s.wg.Add(6)
 	go s.watchNode()
+	go s.monitorVersion()
 	go s.applyLoop()
 	go s.linearizableReadLoop()
 	go s.watchLeader()
@@ -272,6 +278,9 @@ func (s *Server) applyConfChange(e *raftpb.Entry) error {
 func (s *Server) propose(ctx context.Context, r *pb.InternalRaftRequest) (*apply.Result, error) {
 	if ci, ai := s.node.CommittedIndex(), s.applied.appliedIndex(); ci > ai+maxGapBetweenApplyAndCommit {
 		return nil, ErrTooManyRequests
+	}
+	if err := s.checkCapable(r); err != nil {
+		return nil, err
 	}
 	id := s.ids.next()
 	r.Header = &pb.RequestHeader{ID: id}

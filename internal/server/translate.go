@@ -24,6 +24,7 @@ var translations = []struct {
 	{apply.ErrEmptyKey, ErrEmptyKey},
 	{apply.ErrKeyNotFound, ErrKeyNotFound},
 	{apply.ErrCorrupt, ErrCorrupt},
+	{apply.ErrNotCapable, ErrNotCapable},
 	// A request kind the state machine does not implement yet (leases, auth).
 	{apply.ErrUnsupported, ErrUnimplemented},
 	// Lower layers stopped under a request during shutdown: etcd's "server stopped",
