@@ -100,6 +100,9 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 	if walDir == "" {
 		walDir = filepath.Join(cfg.DataDir, "wal")
 	}
+	if err := storage.CheckLayout(eng); err != nil {
+		return nil, err
+	}
 	rlog, err := raftlog.Open(eng, raftlog.Options{Dir: walDir, Logger: lg, SnapDir: snapDir})
 	if err != nil {
 		return nil, err
@@ -144,7 +147,7 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 		ID:                       selfID,
 		Peers:                    peers,
 		Storage:                  rlog,
-		AppliedState:             appliedState,
+		AppliedState:             appliedState(m.store),
 		Transport:                m.tr,
 		Logger:                   lg,
 		TickInterval:             cfg.HeartbeatInterval,
@@ -248,13 +251,18 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 }
 
 // appliedState is raftnode's Config.AppliedState: the position the state machine
-// wrote with its data (snap.ReadMeta), nil before it applied anything.
-func appliedState(r storage.Reader) (*raftpb.SnapshotMetadata, error) {
-	md, err := snap.ReadMeta(r)
-	if errors.Is(err, snap.ErrNoState) {
-		return nil, nil
+// wrote with its data (snap.ReadMeta), nil before it applied anything, read from a
+// snapshot of the store, which is never taken in the middle of a snapshot install.
+func appliedState(store *mvcc.Store) func() (*raftpb.SnapshotMetadata, error) {
+	return func() (*raftpb.SnapshotMetadata, error) {
+		es := store.NewSnapshot()
+		defer es.Close()
+		md, err := snap.ReadMeta(es)
+		if errors.Is(err, snap.ErrNoState) {
+			return nil, nil
+		}
+		return md, err
 	}
-	return md, err
 }
 
 // advanceTicksWhenPeersAnswer is etcd's --initial-election-tick-advance in a cluster of

@@ -29,8 +29,6 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
-
-	"github.com/metastore/metastore/internal/storage"
 )
 
 // ErrCorrupt is returned when the stored log is not what this package writes.
@@ -39,9 +37,12 @@ var ErrCorrupt = errors.New("raftlog: corrupt raft state")
 // ErrOutOfRange is returned by writers asked to act on indexes the log does not hold.
 var ErrOutOfRange = errors.New("raftlog: index out of range")
 
-// ErrOldLayout is returned by Open for a data dir whose raft log an older build kept
-// inside the engine.
-var ErrOldLayout = errors.New("raftlog: the engine holds a raft log of an older MetaStore build (kept in the engine, not in a WAL); start from an empty data dir")
+// StateMachine is what the Raft log needs of the state machine it serves: to make
+// every write committed to it durable (CreateSnapshot syncs it before recording a log
+// snapshot, which no log cut may pass). A storage engine is one.
+type StateMachine interface {
+	Sync() error
+}
 
 // Default limits of the in-memory tail cache.
 const (
@@ -78,7 +79,7 @@ type entryPos struct {
 
 // Storage is the Raft log of one member.
 type Storage struct {
-	eng  storage.Engine
+	sm   StateMachine
 	opts Options
 	w    *wal
 	buf  []byte // Append's record buffer, reused (writer only)
@@ -108,8 +109,8 @@ type Storage struct {
 var _ raft.Storage = (*Storage)(nil)
 
 // Open loads the raft state from the WAL in opts.Dir (creating an empty one if there
-// is none). eng is the state machine's engine, synced by CreateSnapshot.
-func Open(eng storage.Engine, opts Options) (*Storage, error) {
+// is none). sm is the state machine, synced by CreateSnapshot.
+func Open(sm StateMachine, opts Options) (*Storage, error) {
 	if opts.Dir == "" {
 		return nil, errors.New("raftlog: Options.Dir is required")
 	}
@@ -125,7 +126,7 @@ func Open(eng storage.Engine, opts Options) (*Storage, error) {
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
 	}
-	s := &Storage{eng: eng, opts: opts, hs: &raftpb.HardState{}, snap: raftpb.EnsureSnapshot(nil)}
+	s := &Storage{sm: sm, opts: opts, hs: &raftpb.HardState{}, snap: raftpb.EnsureSnapshot(nil)}
 	if opts.FS == nil {
 		opts.FS = vfs.Default
 	}
@@ -137,12 +138,6 @@ func Open(eng storage.Engine, opts Options) (*Storage, error) {
 	if w.cut >= 0 {
 		opts.Logger.Warn("cut a torn record off the end of the WAL (a write interrupted by a crash, never acknowledged)",
 			zap.String("segment", segmentName(w.current().seq)), zap.Int64("offset", w.cut))
-	}
-	if len(w.segs) == 0 {
-		if _, err := eng.Get(storage.RaftHardStateKey); err == nil {
-			w.close()
-			return nil, ErrOldLayout
-		}
 	}
 	if s.gapAt != 0 {
 		w.close()
@@ -349,9 +344,6 @@ func (s *Storage) Entries(lo, hi, maxSize uint64) ([]*raftpb.Entry, error) {
 	}
 	return out, nil
 }
-
-// Engine is the state machine's engine (synced by CreateSnapshot).
-func (s *Storage) Engine() storage.Engine { return s.eng }
 
 // SnapDir is Options.SnapDir.
 func (s *Storage) SnapDir() string { return s.opts.SnapDir }

@@ -173,8 +173,8 @@ func TestOldLayoutAndLock(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.Close()
-	if _, err := Open(eng, Options{Dir: filepath.Join(dir, "wal")}); !errors.Is(err, ErrOldLayout) {
-		t.Fatalf("Open over an old layout = %v", err)
+	if err := storage.CheckLayout(eng); !errors.Is(err, storage.ErrOldLayout) {
+		t.Fatalf("CheckLayout of an old layout = %v", err)
 	}
 
 	other := t.TempDir()

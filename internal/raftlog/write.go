@@ -166,7 +166,7 @@ func (s *Storage) CreateSnapshot(index uint64, cs *raftpb.ConfState) error {
 	if err != nil {
 		return err
 	}
-	if err := s.eng.Sync(); err != nil {
+	if err := s.sm.Sync(); err != nil {
 		return err
 	}
 	snap := &raftpb.Snapshot{Metadata: &raftpb.SnapshotMetadata{

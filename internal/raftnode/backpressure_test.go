@@ -34,7 +34,7 @@ func TestStalledApplierRefusesProposalsBeyondTheBound(t *testing.T) {
 	}
 	defer st.Close()
 	const maxProps, maxBytes = 50, 20 << 10 // 1 KiB proposals: the byte bound bites first
-	n, err := Start(Config{ID: 1, Peers: []raft.Peer{{ID: 1}}, Storage: st, AppliedState: appliedState,
+	n, err := Start(Config{ID: 1, Peers: []raft.Peer{{ID: 1}}, Storage: st, AppliedState: appliedStateOf(eng),
 		Transport: nopTransport{}, ApplyQueue: 1, MaxQueuedProposals: maxProps, MaxQueuedProposalBytes: maxBytes})
 	if err != nil {
 		t.Fatal(err)

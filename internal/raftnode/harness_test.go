@@ -76,7 +76,7 @@ func (m *member) start(cfg Config) {
 	}
 	cfg.ID = m.id
 	cfg.Storage = st
-	cfg.AppliedState = appliedState
+	cfg.AppliedState = appliedStateOf(m.eng)
 	if cfg.Logger == nil {
 		cfg.Logger = m.logger()
 	}
@@ -230,13 +230,17 @@ func propose(t *testing.T, n *Node, data string) {
 	}
 }
 
-// appliedState is Config.AppliedState as cmd/metastore wires it.
-func appliedState(r storage.Reader) (*raftpb.SnapshotMetadata, error) {
-	md, err := snap.ReadMeta(r)
-	if errors.Is(err, snap.ErrNoState) {
-		return nil, nil
+// appliedStateOf is Config.AppliedState as cmd/metastore wires it, over eng.
+func appliedStateOf(eng storage.Engine) func() (*raftpb.SnapshotMetadata, error) {
+	return func() (*raftpb.SnapshotMetadata, error) {
+		es := eng.NewSnapshot()
+		defer es.Close()
+		md, err := snap.ReadMeta(es)
+		if errors.Is(err, snap.ErrNoState) {
+			return nil, nil
+		}
+		return md, err
 	}
-	return md, err
 }
 
 type nopTransport struct{}

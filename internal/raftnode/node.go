@@ -84,7 +84,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/metastore/metastore/internal/raftlog"
-	"github.com/metastore/metastore/internal/storage"
 )
 
 // ErrStopped is returned by the methods of a stopped Node.
@@ -109,11 +108,12 @@ type Config struct {
 	// restarts from Storage.
 	Peers   []raft.Peer
 	Storage *raftlog.Storage
-	// AppliedState reads the state machine's raft position from r (the engine, or a
-	// snapshot of it): its applied index and term and its ConfState, as the state
-	// machine wrote them with its data; nil and no error when it has applied nothing.
-	// Required; cmd/metastore passes snap.ReadMeta's.
-	AppliedState func(r storage.Reader) (*raftpb.SnapshotMetadata, error)
+	// AppliedState reads the state machine's raft position from one consistent view
+	// of it: its applied index and term and its ConfState, as the state machine wrote
+	// them with its data; nil and no error when it has applied nothing. Required;
+	// cmd/metastore reads it with snap.ReadMeta from a snapshot of the store (taken
+	// outside any snapshot install).
+	AppliedState func() (*raftpb.SnapshotMetadata, error)
 	Transport    Transport
 	Logger       *zap.Logger
 
@@ -236,7 +236,7 @@ func Start(cfg Config) (*Node, error) {
 	if cfg.ID == 0 || cfg.Storage == nil || cfg.Transport == nil || cfg.AppliedState == nil {
 		return nil, errors.New("raftnode: Config needs ID, Storage, AppliedState and Transport")
 	}
-	md, err := cfg.AppliedState(cfg.Storage.Engine())
+	md, err := cfg.AppliedState()
 	if err != nil {
 		return nil, fmt.Errorf("raftnode: reading the applied state: %w", err)
 	}
@@ -602,9 +602,7 @@ func (n *Node) maybeSnapshot() {
 	if n.applied.Load() < md.GetIndex()+n.cfg.SnapshotCount {
 		return
 	}
-	es := n.st.Engine().NewSnapshot()
-	sm, err := n.cfg.AppliedState(es)
-	es.Close()
+	sm, err := n.cfg.AppliedState()
 	if err != nil || sm == nil {
 		n.lg.Warn("cannot snapshot: state machine position unreadable", zap.Error(err))
 		return

@@ -61,7 +61,7 @@ func startTestMember(t *testing.T, walSegment int64) *testMember {
 		t.Fatal(err)
 	}
 	node, err := raftnode.Start(raftnode.Config{ID: 1, Peers: []raft.Peer{{ID: 1}}, Storage: rlog,
-		AppliedState: testAppliedState, Transport: nopTransport{}, Logger: lg, TickInterval: 10 * time.Millisecond})
+		AppliedState: testAppliedState(eng), Transport: nopTransport{}, Logger: lg, TickInterval: 10 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,10 +158,14 @@ func TestRaftNodeFailureStopsServer(t *testing.T) {
 }
 
 // testAppliedState is raftnode's Config.AppliedState as cmd/metastore wires it.
-func testAppliedState(r storage.Reader) (*raftpb.SnapshotMetadata, error) {
-	md, err := snap.ReadMeta(r)
-	if errors.Is(err, snap.ErrNoState) {
-		return nil, nil
+func testAppliedState(eng storage.Engine) func() (*raftpb.SnapshotMetadata, error) {
+	return func() (*raftpb.SnapshotMetadata, error) {
+		es := eng.NewSnapshot()
+		defer es.Close()
+		md, err := snap.ReadMeta(es)
+		if errors.Is(err, snap.ErrNoState) {
+			return nil, nil
+		}
+		return md, err
 	}
-	return md, err
 }

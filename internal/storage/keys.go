@@ -56,8 +56,26 @@ func StateMachineSize(eng Engine) uint64 {
 }
 
 // RaftHardStateKey is where builds before raftlog's WAL kept the raft hard state; its
-// presence marks such a data dir (raftlog.ErrOldLayout).
+// presence marks such a data dir (CheckLayout).
 var RaftHardStateKey = []byte{PrefixRaftHardState}
+
+// ErrOldLayout is returned by CheckLayout for an engine whose raft log an older build
+// kept inside it.
+var ErrOldLayout = errors.New("storage: the engine holds a raft log of an older MetaStore build (kept in the engine, not in a WAL); start from an empty data dir")
+
+// CheckLayout refuses an engine written by a build that kept the raft log in the
+// engine (ErrOldLayout): this build would ignore that log and start from nothing.
+func CheckLayout(r Reader) error {
+	_, err := r.Get(RaftHardStateKey)
+	switch {
+	case err == nil:
+		return ErrOldLayout
+	case errors.Is(err, ErrNotFound):
+		return nil
+	default:
+		return err
+	}
+}
 
 // Meta keys written by the state machine. Apply writes MetaAppliedIndex, MetaAppliedTerm
 // and MetaConfState in the same batch as the data of the entry it applied.
