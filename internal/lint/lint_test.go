@@ -24,7 +24,6 @@ import (
 // relative to the module; "p/..." means p and every package below it. Only non-test
 // files count: a test may reach across layers to check a whole chain (grpcapi's error
 // tests build the lower layers' errors and pass them through server).
-//
 var rules = []struct {
 	pkg string
 	// ours, when set, lists the only packages of this module pkg may import directly.
