@@ -94,6 +94,7 @@ type Store struct {
 	closed   bool
 
 	latest *latestCache // writer-only
+	memo   *countMemo   // counts of committed state, shared by reads
 
 	wake chan struct{} // capacity 1
 	stop chan struct{}
@@ -121,6 +122,7 @@ func OpenWithOptions(eng storage.Engine, opts Options) (*Store, error) {
 	s := &Store{
 		eng:     eng,
 		latest:  newLatestCache(opts.LatestCacheWrites, tr),
+		memo:    newCountMemo(),
 		changed: make(chan struct{}),
 		wake:    make(chan struct{}, 1),
 		stop:    make(chan struct{}),
@@ -155,6 +157,7 @@ func (s *Store) Reload() error {
 	}
 	s.writeRev, s.writeCompact = rev, scheduled
 	s.latest.reset()
+	s.memo.reset()
 	s.rev.Store(rev) // before compactRev: see Read
 	s.compactRev.Store(scheduled)
 	s.mu.Lock()
@@ -203,11 +206,12 @@ func (s *Store) CompactRev() int64 { return s.compactRev.Load() }
 // Read returns a view of the committed state as of now. Close it when done.
 func (s *Store) Read() ReadCloser {
 	for {
+		gen := s.memo.generation() // before the snapshot: see countMemo
 		rev := s.rev.Load()
 		snap := s.eng.NewSnapshot()
 		compact := s.compactRev.Load()
 		if compact <= rev {
-			return &view{snap: snap, rev: rev, compact: compact}
+			return &view{snap: snap, rev: rev, compact: compact, memo: s.memo, gen: gen}
 		}
 		// A compaction above rev was published after rev was loaded: the
 		// revision it compacted at has been published too by now.

@@ -28,13 +28,17 @@ func checkRev(rev, cur, compact int64) (int64, error) {
 // rangeAt returns the live keys of [key, end) at revision rev, read from r, and how
 // many there are. It stops materializing keys at opts.Limit (and at once for
 // opts.CountOnly); the keys after that are only counted, without decoding their values.
-func rangeAt(r storage.Reader, key, end []byte, rev int64, opts RangeOptions) (kvs []*mvccpb.KeyValue, count int, err error) {
+// known >= 0 is that count, known beforehand: the walk then stops at the limit.
+func rangeAt(r storage.Reader, key, end []byte, rev int64, opts RangeOptions, known int) (kvs []*mvccpb.KeyValue, count int, err error) {
 	if len(end) == 0 {
 		return pointAt(r.NewIter, key, rev, opts)
 	}
 	lower, upper := storage.KeyRangeBounds(key, end)
 	if bytes.Compare(lower, upper) >= 0 {
 		return nil, 0, nil // end <= key: an empty range, as in etcd
+	}
+	if opts.CountOnly && known >= 0 {
+		return nil, known, nil
 	}
 	it, err := r.NewIter(storage.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
@@ -58,6 +62,9 @@ func rangeAt(r storage.Reader, key, end []byte, rev int64, opts RangeOptions) (k
 				}
 				kvs = append(kvs, v.kv(uk, main, opts.KeysOnly))
 				collect = opts.Limit <= 0 || int64(len(kvs)) < opts.Limit
+				if !collect && known >= 0 {
+					return kvs, known, nil
+				}
 			}
 		}
 		c.skipKey()
@@ -230,11 +237,14 @@ func getAt(newIter func(storage.IterOptions) (storage.Iterator, error), key []by
 }
 
 // view is a read of committed state: an engine snapshot with the revision and the
-// compacted revision that were current when it was taken.
+// compacted revision that were current when it was taken, and the store's count memo
+// with its generation at that time.
 type view struct {
 	snap    storage.Snapshot
 	rev     int64
 	compact int64
+	memo    *countMemo
+	gen     uint64
 }
 
 func (v *view) Rev() int64 { return v.rev }
@@ -243,7 +253,7 @@ func (v *view) Range(key, end []byte, opts RangeOptions) (RangeResult, error) {
 	if v.snap == nil {
 		return RangeResult{}, errViewClosed
 	}
-	return rangeView(v.snap, key, end, v.rev, v.compact, opts)
+	return rangeView(v.snap, key, end, v.rev, v.compact, opts, v.memo, v.gen)
 }
 
 func (v *view) Close() {
@@ -253,14 +263,49 @@ func (v *view) Close() {
 	}
 }
 
-func rangeView(r storage.Reader, key, end []byte, cur, compact int64, opts RangeOptions) (RangeResult, error) {
+// rangeView answers a ReadView's Range from r, a state whose revision is cur and whose
+// compacted revision is compact. memo (nil: none) must be the count memo of committed
+// state, of generation gen, with r holding committed state only.
+func rangeView(r storage.Reader, key, end []byte, cur, compact int64, opts RangeOptions, memo *countMemo, gen uint64) (RangeResult, error) {
 	rev, err := checkRev(opts.Rev, cur, compact)
 	if err != nil {
 		return RangeResult{Rev: cur}, err
 	}
-	kvs, count, err := rangeAt(r, key, end, rev, opts)
+	if len(end) == 0 {
+		memo = nil // one key: nothing to count
+	}
+	known := -1
+	if memo != nil {
+		if e, ok := memo.nearest(gen, key, end, rev, compact, cur); ok {
+			d, ok, err := countDelta(r, key, end, e.rev, rev, memo.deltaBudget(e.count))
+			if err != nil {
+				return RangeResult{Rev: cur}, err
+			}
+			if ok {
+				known = e.count + d
+			}
+		}
+	}
+	kvs, count, err := rangeAt(r, key, end, rev, opts, known)
 	if err != nil {
 		return RangeResult{Rev: cur}, err
+	}
+	if memo != nil {
+		if known >= 0 {
+			memo.deltas.Add(1)
+		} else {
+			memo.counted.Add(1)
+		}
+		memo.put(gen, key, end, rev, count)
+		// A client paging through the range asks next for the keys after the last
+		// one it got: one before the last here, if it asked for one more than it
+		// returns (as apply does, to learn whether there are more).
+		if opts.Limit > 0 && int64(len(kvs)) == opts.Limit {
+			for i := max(0, len(kvs)-2); i < len(kvs); i++ {
+				next := append(bytes.Clone(kvs[i].Key), 0)
+				memo.put(gen, next, end, rev, count-(i+1))
+			}
+		}
 	}
 	return RangeResult{KVs: kvs, Rev: cur, Count: count}, nil
 }
