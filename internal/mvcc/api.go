@@ -27,6 +27,11 @@
 // read at or above the compaction revision can no longer see, then asks the engine to
 // reclaim the space and records storage.MetaCompactFinished. Open and Reload resume an
 // unfinished compaction.
+//
+// Counts. Every range answers the number of live keys in the whole range, limit or not
+// (as etcd). Reads of committed state remember recent counts (memo.go) and bring them to
+// another revision with the revision log, so that a range read again, or paged through,
+// does not walk every key each time.
 package mvcc
 
 import (
