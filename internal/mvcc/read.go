@@ -63,7 +63,7 @@ func rangeAt(r storage.Reader, key, end []byte, rev int64, opts RangeOptions, kn
 				kvs = append(kvs, v.kv(uk, main, opts.KeysOnly))
 				collect = opts.Limit <= 0 || int64(len(kvs)) < opts.Limit
 				if !collect && known >= 0 {
-					return kvs, known, nil
+					return kvs, known, it.Error()
 				}
 			}
 		}
