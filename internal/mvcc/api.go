@@ -27,6 +27,11 @@
 // read at or above the compaction revision can no longer see, then asks the engine to
 // reclaim the space and records storage.MetaCompactFinished. Open and Reload resume an
 // unfinished compaction.
+//
+// Counts. Every range answers the number of live keys in the whole range, limit or not
+// (as etcd). Reads of committed state remember recent counts (memo.go) and bring them to
+// another revision with the revision log, so that a range read again, or paged through,
+// does not walk every key each time.
 package mvcc
 
 import (
@@ -100,6 +105,7 @@ type Store struct {
 	closed   bool
 
 	latest *latestCache // writer-only
+	memo   *countMemo   // counts of committed state, shared by reads
 
 	wake chan struct{} // capacity 1
 	stop chan struct{}
@@ -127,6 +133,7 @@ func OpenWithOptions(eng storage.Engine, opts Options) (*Store, error) {
 	s := &Store{
 		eng:     eng,
 		latest:  newLatestCache(opts.LatestCacheWrites, tr),
+		memo:    newCountMemo(),
 		changed: make(chan struct{}),
 		wake:    make(chan struct{}, 1),
 		stop:    make(chan struct{}),
@@ -161,6 +168,7 @@ func (s *Store) Reload() error {
 	}
 	s.writeRev, s.writeCompact = rev, scheduled
 	s.latest.reset()
+	s.memo.reset()
 	s.rev.Store(rev) // before compactRev: see Read
 	s.compactRev.Store(scheduled)
 	s.mu.Lock()
@@ -211,11 +219,12 @@ func (s *Store) Read() ReadCloser {
 	s.gate.RLock()
 	defer s.gate.RUnlock()
 	for {
+		gen := s.memo.generation() // before the snapshot: see countMemo
 		rev := s.rev.Load()
 		snap := s.eng.NewSnapshot()
 		compact := s.compactRev.Load()
 		if compact <= rev {
-			return &view{snap: snap, rev: rev, compact: compact}
+			return &view{snap: snap, rev: rev, compact: compact, memo: s.memo, gen: gen}
 		}
 		// A compaction above rev was published after rev was loaded: the
 		// revision it compacted at has been published too by now.

@@ -22,11 +22,24 @@ import (
 // Revision log, stored at storage.RevisionKey(main, sub):
 //
 //	flags(1)                          bit 0: the change was a delete (tombstone)
+//	                                  bit 1: a put that made the key live (it had no
+//	                                         live version just before: a new key or one
+//	                                         deleted before), so the range's count grew
+//	                                  bit 2: bit 1 is recorded (every put written since
+//	                                         the flag exists; a delete always made a
+//	                                         live key dead)
 //	userkey                           the rest of the bytes
 //
 // Every version ever written has exactly one revision-log entry at the same revision,
-// until compaction removes both.
-const flagTombstone = 1
+// until compaction removes both. Bits 1 and 2 let a count of a range at one revision
+// be brought to another by the log entries between them (see countDelta).
+const (
+	flagTombstone = 1 << 0
+	flagCreated   = 1 << 1
+	flagCounted   = 1 << 2
+
+	revLogFlags = flagTombstone | flagCreated | flagCounted
+)
 
 var errCorrupt = errors.New("mvcc: corrupt version")
 
@@ -94,21 +107,47 @@ func (v version) kv(key []byte, mod int64, keysOnly bool) *mvccpb.KeyValue {
 	return kv
 }
 
-func encodeRevLog(key []byte, tombstone bool) []byte {
+// encodeRevLog is the revision-log entry of a put (created: the key had no live
+// version before it) or of a delete (tombstone).
+func encodeRevLog(key []byte, tombstone, created bool) []byte {
 	out := make([]byte, 0, 1+len(key))
-	if tombstone {
-		out = append(out, flagTombstone)
-	} else {
-		out = append(out, 0)
+	switch {
+	case tombstone:
+		out = append(out, flagTombstone|flagCounted)
+	case created:
+		out = append(out, flagCreated|flagCounted)
+	default:
+		out = append(out, flagCounted)
 	}
 	return append(out, key...)
 }
 
+var errCorruptRevLog = errors.New("mvcc: corrupt revision-log entry")
+
 func decodeRevLog(b []byte) (key []byte, tombstone bool, err error) {
-	if len(b) == 0 || b[0]&^flagTombstone != 0 {
-		return nil, false, fmt.Errorf("mvcc: corrupt revision-log entry")
+	if len(b) == 0 || b[0]&^revLogFlags != 0 {
+		return nil, false, errCorruptRevLog
 	}
 	return append([]byte(nil), b[1:]...), b[0]&flagTombstone != 0, nil
+}
+
+// revLogDelta is how much the change recorded in revision-log value b changed the
+// number of live keys of its key (-1, 0 or +1), and the key (aliasing b). ok is false
+// for a put written before flagCreated existed.
+func revLogDelta(b []byte) (key []byte, delta int, ok bool, err error) {
+	if len(b) == 0 || b[0]&^revLogFlags != 0 {
+		return nil, 0, false, errCorruptRevLog
+	}
+	switch f := b[0]; {
+	case f&flagTombstone != 0:
+		return b[1:], -1, true, nil
+	case f&flagCounted == 0:
+		return b[1:], 0, false, nil
+	case f&flagCreated != 0:
+		return b[1:], 1, true, nil
+	default:
+		return b[1:], 0, true, nil
+	}
 }
 
 func int64Value(v int64) []byte { return binary.BigEndian.AppendUint64(nil, uint64(v)) }

@@ -257,18 +257,51 @@ func TestRandomizedAgainstModel(t *testing.T) {
 	if testing.Short() {
 		seeds, steps = 2, 200
 	}
+	// The writer's cache of newest versions: the default, none, and one so small that
+	// it switches generations all the time; the count memo as configured (it never
+	// remembers ranges of the model's few keys), remembering every count, and
+	// remembering every count but allowed so few log entries that it often counts anew.
+	type config struct {
+		cache      int
+		memo       string
+		minCount   int
+		budgetBase int
+	}
+	configs := []config{
+		{0, "default", memoMinCount, memoBudgetBase},
+		{0, "eager", 0, memoBudgetBase},
+		{-1, "eager", 0, memoBudgetBase},
+		{3, "tight", 0, 1},
+	}
 	for seed := 1; seed <= seeds; seed++ {
-		// The writer's cache of newest versions: the default, none, and one so small
-		// that it switches generations all the time.
-		for _, cache := range []int{0, -1, 3} {
-			t.Run(fmt.Sprintf("seed%d/cache%d", seed, cache), func(t *testing.T) {
-				runModel(t, int64(seed), steps, Options{LatestCacheWrites: cache})
+		for _, c := range configs {
+			t.Run(fmt.Sprintf("seed%d/cache%d/memo-%s", seed, c.cache, c.memo), func(t *testing.T) {
+				runModel(t, int64(seed), steps, Options{LatestCacheWrites: c.cache}, func(m *countMemo) {
+					m.minCount, m.budgetBase = c.minCount, c.budgetBase
+				})
 			})
 		}
 	}
 }
 
-func runModel(t *testing.T, seed int64, steps int, opts Options) {
+// randRangeOpts returns random read options for a read of a state at revision cur
+// whose compacted revision is compact, straying outside [compact, cur] at times.
+func randRangeOpts(rng *rand.Rand, cur, compact int64) RangeOptions {
+	opts := RangeOptions{
+		Rev:       compact - 2 + int64(rng.Intn(int(cur-compact)+4)),
+		KeysOnly:  rng.Intn(4) == 0,
+		CountOnly: rng.Intn(6) == 0,
+	}
+	if rng.Intn(2) == 0 {
+		opts.Limit = int64(1 + rng.Intn(3))
+	}
+	if rng.Intn(5) == 0 {
+		opts.Rev = 0
+	}
+	return opts
+}
+
+func runModel(t *testing.T, seed int64, steps int, opts Options, tune func(*countMemo)) {
 	rng := rand.New(rand.NewSource(seed))
 	dir := t.TempDir()
 	eng := openEngine(t, dir)
@@ -276,6 +309,8 @@ func runModel(t *testing.T, seed int64, steps int, opts Options) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	tune(s.memo)
+	var memoDeltas int64 // counts the memo answered, over every store opened
 	defer func() {
 		_ = s.Close()
 		_ = eng.Close()
@@ -320,7 +355,7 @@ func runModel(t *testing.T, seed int64, steps int, opts Options) {
 				}
 			default:
 				k, e, endNil := randRange(rng)
-				opts := RangeOptions{Rev: mt.rev() - int64(rng.Intn(3))}
+				opts := randRangeOpts(rng, mt.rev(), m.compact)
 				got, err := w.Range([]byte(k), endBytes(e, endNil), opts)
 				wres, werr := m.rangeAt(k, e, endNil, mt.rev(), opts)
 				if a, b := resultString(got, err), resultString(wres, werr); a != b {
@@ -375,26 +410,38 @@ func runModel(t *testing.T, seed int64, steps int, opts Options) {
 			for _, w := range ws {
 				s.Committed(w)
 			}
-		case op < 80: // a read at a random revision
+		case op < 80: // a read at a random revision, and maybe the pages after it
 			k, e, endNil := randRange(rng)
-			opts := RangeOptions{
-				Rev:       m.compact - 2 + int64(rng.Intn(int(m.rev-m.compact)+4)),
-				KeysOnly:  rng.Intn(4) == 0,
-				CountOnly: rng.Intn(6) == 0,
+			if rng.Intn(2) == 0 { // a range read again and again, as clients do
+				hot := [][2]string{{"\x00", "\x00"}, {"a", "c"}, {"b", "\x00"}}[rng.Intn(3)]
+				k, e, endNil = hot[0], hot[1], false
 			}
-			if rng.Intn(3) == 0 {
-				opts.Limit = int64(1 + rng.Intn(3))
-			}
-			if rng.Intn(5) == 0 {
-				opts.Rev = 0
-			}
+			opts := randRangeOpts(rng, m.rev, m.compact)
 			r := s.Read()
 			got, err := r.Range([]byte(k), endBytes(e, endNil), opts)
-			r.Close()
 			wres, werr := m.rangeAt(k, e, endNil, m.rev, opts)
 			if a, b := resultString(got, err), resultString(wres, werr); a != b {
 				fail("range %q %q %+v:\n got %s\nwant %s", k, e, opts, a, b)
 			}
+			// Page on as a client does, at the revision of the first page, from after
+			// its last key or (as apply, which asks for one more) the one before.
+			if opts.Rev == 0 {
+				opts.Rev = got.Rev
+			}
+			for page := 0; err == nil && !endNil && opts.Limit > 0 && !opts.CountOnly &&
+				int64(len(got.KVs)) == opts.Limit && rng.Intn(3) > 0; page++ {
+				last := got.KVs[len(got.KVs)-1]
+				if len(got.KVs) > 1 && rng.Intn(2) == 0 {
+					last = got.KVs[len(got.KVs)-2]
+				}
+				k = string(last.Key) + "\x00"
+				got, err = r.Range([]byte(k), endBytes(e, endNil), opts)
+				wres, werr = m.rangeAt(k, e, endNil, m.rev, opts)
+				if a, b := resultString(got, err), resultString(wres, werr); a != b {
+					fail("page %d: range %q %q %+v:\n got %s\nwant %s", page+1, k, e, opts, a, b)
+				}
+			}
+			r.Close()
 		case op < 87: // changes
 			from := m.compact - 1 + int64(rng.Intn(int(m.rev-m.compact)+2))
 			to := from + int64(rng.Intn(5))
@@ -443,6 +490,7 @@ func runModel(t *testing.T, seed int64, steps int, opts Options) {
 			}
 		default: // reopen engine and store
 			log = append(log, "reopen")
+			memoDeltas += s.memo.deltas.Load()
 			if err := s.Close(); err != nil {
 				t.Fatal(err)
 			}
@@ -453,6 +501,7 @@ func runModel(t *testing.T, seed int64, steps int, opts Options) {
 			if s, err = OpenWithOptions(eng, opts); err != nil {
 				t.Fatal(err)
 			}
+			tune(s.memo)
 			if s.Rev() != m.rev || s.CompactRev() != m.compact {
 				fail("reopened at rev %d compact %d, want %d %d", s.Rev(), s.CompactRev(), m.rev, m.compact)
 			}
@@ -466,6 +515,10 @@ func runModel(t *testing.T, seed int64, steps int, opts Options) {
 		m.compact = m.rev
 		checkPhysical(t, eng, m)
 	}
+	if memoDeltas += s.memo.deltas.Load(); s.memo.minCount == 0 && memoDeltas == 0 {
+		t.Errorf("the count memo answered no count")
+	}
+	t.Logf("counts from the memo: %d", memoDeltas)
 }
 
 // checkPhysical compares the engine's version keys with what a finished compaction at

@@ -34,7 +34,7 @@ var _ ReadView = (*TxnWrite)(nil)
 
 // Range reads at the transaction's state, its own writes included.
 func (t *TxnWrite) Range(key, end []byte, opts RangeOptions) (RangeResult, error) {
-	return rangeView(t.b, key, end, t.Rev(), t.compact, opts)
+	return rangeView(t.b, key, end, t.Rev(), t.compact, opts, nil, 0) // uncommitted: no memo
 }
 
 // Rev is the revision of the transaction: the store's revision before it if it has
@@ -79,7 +79,7 @@ func (t *TxnWrite) Put(key, value []byte, lease int64, prevValue bool) (prev *mv
 	if err := t.b.Set(storage.VersionKey(key, rev, t.sub), encodeVersion(create, ver, lease, value)); err != nil {
 		return nil, err
 	}
-	if err := t.b.Set(storage.RevisionKey(rev, t.sub), encodeRevLog(key, false)); err != nil {
+	if err := t.b.Set(storage.RevisionKey(rev, t.sub), encodeRevLog(key, false, prev == nil)); err != nil {
 		return nil, err
 	}
 	t.sub++
@@ -92,7 +92,7 @@ func (t *TxnWrite) DeleteRange(key, end []byte) (deleted []*mvccpb.KeyValue, err
 	if t.ended {
 		return nil, errTxnEnded
 	}
-	deleted, _, err = rangeAt(t.b, key, end, t.Rev(), RangeOptions{})
+	deleted, _, err = rangeAt(t.b, key, end, t.Rev(), RangeOptions{}, -1)
 	if err != nil {
 		return nil, err
 	}
@@ -101,7 +101,7 @@ func (t *TxnWrite) DeleteRange(key, end []byte) (deleted []*mvccpb.KeyValue, err
 		if err := t.b.Set(storage.VersionKey(kv.Key, rev, t.sub), encodeTombstone()); err != nil {
 			return nil, err
 		}
-		if err := t.b.Set(storage.RevisionKey(rev, t.sub), encodeRevLog(kv.Key, true)); err != nil {
+		if err := t.b.Set(storage.RevisionKey(rev, t.sub), encodeRevLog(kv.Key, true, false)); err != nil {
 			return nil, err
 		}
 		t.s.latest.set(kv.Key, latestVersion{mod: rev, tombstone: true})
