@@ -149,9 +149,22 @@ func openWAL(fs vfs.FS, dir string, segSize int64, visit func(seg *segment, off 
 			return nil, err
 		}
 		seg := &segment{seq: seq, path: path, f: f}
-		n, records, err := scanSegment(f, func(off int64, typ byte, payload []byte) error {
+		st, err := f.Stat()
+		if err != nil {
+			f.Close()
+			w.close()
+			return nil, err
+		}
+		// The header's records are held back until the whole header has been read:
+		// a newest segment whose header is incomplete is dropped below, and none of
+		// it may have been visited (its state was never durable).
+		hold := &headerHold{visit: func(off int64, typ byte, payload []byte) error {
 			return visit(seg, off, typ, payload)
-		})
+		}}
+		n, records, err := scanSegment(f, st.Size(), hold.record)
+		if err == nil && !last {
+			err = hold.flush()
+		}
 		if err != nil && !(last && errors.Is(err, errTorn)) {
 			f.Close()
 			w.close()
@@ -194,16 +207,50 @@ func openWAL(fs vfs.FS, dir string, segSize int64, visit func(seg *segment, off 
 // headerRecords is the number of records in a segment header.
 const headerRecords = 3
 
+// headerHold passes a segment's records on to visit, holding back the header's until
+// all headerRecords of them have been read.
+type headerHold struct {
+	visit func(off int64, typ byte, payload []byte) error
+	held  []heldRecord
+	done  bool
+}
+
+type heldRecord struct {
+	off     int64
+	typ     byte
+	payload []byte
+}
+
+func (h *headerHold) record(off int64, typ byte, payload []byte) error {
+	if h.done {
+		return h.visit(off, typ, payload)
+	}
+	h.held = append(h.held, heldRecord{off, typ, slices.Clone(payload)})
+	if len(h.held) < headerRecords {
+		return nil
+	}
+	return h.flush()
+}
+
+// flush visits the held records (a header read whole, or an older segment's short one).
+func (h *headerHold) flush() error {
+	h.done = true
+	for _, r := range h.held {
+		if err := h.visit(r.off, r.typ, r.payload); err != nil {
+			return err
+		}
+	}
+	h.held = nil
+	return nil
+}
+
 var errTorn = errors.New("torn or corrupt record")
 
-// scanSegment calls fn for every valid record of f and returns the size of the valid
-// prefix and the number of records in it; errTorn if it ended at a bad record.
-func scanSegment(f vfs.File, fn func(off int64, typ byte, payload []byte) error) (int64, int, error) {
-	st, err := f.Stat()
-	if err != nil {
-		return 0, 0, err
-	}
-	size := st.Size()
+// scanSegment calls fn for every valid record of the first size bytes of f and returns
+// the size of the valid prefix and the number of records in it; errTorn if it ended
+// at a bad record. It reads at most 1 MiB ahead and allocates at most the largest
+// record's body (a record claiming to go past size is torn, not read).
+func scanSegment(f io.ReaderAt, size int64, fn func(off int64, typ byte, payload []byte) error) (int64, int, error) {
 	r := bufio.NewReaderSize(io.NewSectionReader(f, 0, size), 1<<20)
 	var (
 		off     int64

@@ -30,7 +30,11 @@ func validSize(t *testing.T, name string) int64 {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	n, _, err := scanSegment(f, func(int64, byte, []byte) error { return nil })
+	st, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, _, err := scanSegment(f, st.Size(), func(int64, byte, []byte) error { return nil })
 	if err != nil {
 		t.Fatal(err)
 	}
