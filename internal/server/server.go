@@ -64,6 +64,9 @@ type Config struct {
 	// this member leads and decides the cluster version (version.go); nil is
 	// http.DefaultClient, which reaches only plain-HTTP peers.
 	PeerClient *http.Client
+	// MaxInflightBytes bounds the encoded bytes of this member's proposals in flight
+	// (admit.go); 0: DefaultMaxInflightBytes, < 0: no bound.
+	MaxInflightBytes int64
 }
 
 // Server serves the etcd API on top of a raftnode and the state machine.
@@ -76,6 +79,7 @@ type Server struct {
 
 	ids     *idGenerator
 	waits   *waitRegistry
+	admit   admission
 	applied *indexWaiter
 
 	readMu       sync.RWMutex
@@ -117,6 +121,12 @@ func New(cfg Config) *Server {
 		readWaitc:    make(chan struct{}, 1),
 		stopping:     make(chan struct{}),
 		done:         make(chan struct{}),
+	}
+	switch {
+	case cfg.MaxInflightBytes == 0:
+		s.admit.limit = DefaultMaxInflightBytes
+	case cfg.MaxInflightBytes > 0:
+		s.admit.limit = cfg.MaxInflightBytes
 	}
 	s.wg.Add(6)
 	go s.watchNode()
@@ -291,6 +301,10 @@ func (s *Server) propose(ctx context.Context, r *pb.InternalRaftRequest) (*apply
 	if s.cfg.MaxRequestBytes > 0 && uint(len(data)) > s.cfg.MaxRequestBytes {
 		return nil, ErrRequestTooLarge
 	}
+	if !s.admit.admit(int64(len(data))) {
+		return nil, ErrTooManyRequests
+	}
+	defer s.admit.release(int64(len(data)))
 	ch := s.waits.register(id)
 	start := time.Now()
 	cctx, cancel := context.WithTimeout(ctx, s.reqTimeout())
