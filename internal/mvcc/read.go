@@ -224,7 +224,10 @@ func sameUserKey(k, prefix []byte) bool {
 	return len(k) == len(prefix)+16 && bytes.HasPrefix(k, prefix)
 }
 
-func isTombstone(v []byte) bool { return len(v) > 0 && v[0]&flagTombstone != 0 }
+// isTombstone reports whether v is a tombstone's record (exactly one flag byte); any
+// other record is decoded as a live version, so that a corrupt one is reported as
+// corrupt rather than read as a delete.
+func isTombstone(v []byte) bool { return len(v) == 1 && v[0] == flagTombstone }
 
 // getAt returns the newest version of key at or below rev if it is live, else nil;
 // keysOnly leaves its value out.

@@ -169,3 +169,49 @@ func testAppliedState(eng storage.Engine) func() (*raftpb.SnapshotMetadata, erro
 		return md, err
 	}
 }
+
+// When applying a committed entry fails for a reason that is not the request's (here
+// the engine holds a version record it cannot decode, as after disk corruption), the
+// server stops on its own with ErrApplyFailed: every member would fail on the same
+// entry, and going on would serve a state that skipped it. Nothing of the entry is
+// acknowledged.
+func TestApplyFailureStopsServer(t *testing.T) {
+	m := startTestMember(t, 0)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := m.srv.Put(ctx, &pb.PutRequest{Key: []byte("ok"), Value: []byte("v")}); err != nil {
+		t.Fatal(err)
+	}
+	// A version of "bad" at revision 1 whose record is garbage.
+	b := m.srv.cfg.Engine.NewBatch()
+	if err := b.Set(storage.VersionKey([]byte("bad"), 1, 0), []byte{0xff, 0xfe, 0xfd}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(true); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	// On disk, in a table, as corruption would be (the writer's cache of newest
+	// versions looks only in the tables for a key it has not seen written).
+	flushed, err := m.srv.cfg.Engine.(storage.TableReader).FlushAsync()
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-flushed
+	_, err = m.srv.Put(ctx, &pb.PutRequest{Key: []byte("bad"), Value: []byte("w")})
+	if err == nil {
+		t.Fatal("a put over a corrupt version was acknowledged")
+	}
+	select {
+	case <-m.srv.Done():
+	case <-time.After(20 * time.Second):
+		t.Fatal("server still running after apply failed")
+	}
+	if err := m.srv.Err(); !errors.Is(err, ErrApplyFailed) {
+		t.Fatalf("Err() = %v, want ErrApplyFailed", err)
+	}
+	t.Logf("server stopped: %v (the put got: %v)", m.srv.Err(), err)
+	if l := m.srv.Leader(); l != raft.None {
+		t.Errorf("stopped server reports leader %x", l)
+	}
+}
