@@ -75,6 +75,7 @@ type Applier struct {
 	appliedTerm    uint64
 	alarms         alarmSet // includes alarms written into the batch not yet committed
 	clusterVersion Version  // likewise
+	maxLearners    int      // SetMaxLearners; 0: membership.DefaultMaxLearners
 
 	appliedIndex atomic.Uint64
 	mu           sync.Mutex

@@ -160,7 +160,12 @@ func (m *member) applyLoop(n *Node, done chan struct{}) {
 				if err := proto.Unmarshal(e.GetData(), cc); err != nil {
 					m.t.Error(err)
 				}
-				cs, _ := proto.Marshal(n.ApplyConfChange(cc))
+				st, err := n.ApplyConfChange(cc)
+				if err != nil {
+					b.Close()
+					return // stopped: record nothing
+				}
+				cs, _ := proto.Marshal(st)
 				b.Set(storage.MetaConfState, cs)
 			}
 			b.Set(storage.MetaAppliedIndex, storage.PutUint64(e.GetIndex()))
