@@ -1,0 +1,243 @@
+package integration
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// joinMember prepares member i = len(c.members), to be started with
+// --initial-cluster-state=existing: the running members and itself in --initial-cluster.
+func (c *cluster) joinMember(extra ...string) int {
+	c.t.Helper()
+	ports := freePorts(c.t, 2)
+	i := len(c.members)
+	base := filepath.Dir(c.members[0].dataDir)
+	m := &member{
+		name:      fmt.Sprintf("m%d", i),
+		dataDir:   filepath.Join(base, fmt.Sprintf("m%d", i)),
+		clientURL: fmt.Sprintf("http://127.0.0.1:%d", ports[0]),
+		peerURL:   fmt.Sprintf("http://127.0.0.1:%d", ports[1]),
+		logPath:   filepath.Join(base, fmt.Sprintf("m%d.log", i)),
+	}
+	var initial []string
+	for _, o := range append(slices.Clone(c.members), m) {
+		initial = append(initial, o.name+"="+o.peerURL)
+	}
+	m.args = append([]string{
+		"--name", m.name,
+		"--data-dir", m.dataDir,
+		"--listen-client-urls", m.clientURL,
+		"--advertise-client-urls", m.clientURL,
+		"--listen-peer-urls", m.peerURL,
+		"--initial-advertise-peer-urls", m.peerURL,
+		"--initial-cluster", strings.Join(initial, ","),
+		"--initial-cluster-state", "existing",
+	}, extra...)
+	c.members = append(c.members, m)
+	return i
+}
+
+// retryUnhealthy retries f while the cluster answers etcd's "unhealthy cluster": etcd's
+// strict reconfiguration check wants its peers connected for 5 s first.
+func retryUnhealthy(t *testing.T, f func() error) error {
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		err := f()
+		if !errors.Is(err, rpctypes.ErrUnhealthy) || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// memberNames is the member list as "name=peerURL" pairs, sorted, with learners marked.
+func memberNames(ms []*pb.Member) []string {
+	var out []string
+	for _, m := range ms {
+		s := m.Name + "=" + strings.Join(m.PeerURLs, ",")
+		if m.IsLearner {
+			s += "(learner)"
+		}
+		out = append(out, s)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// The life of an added member, driven through clientv3 as an operator does with
+// etcdctl member add/promote/remove: a learner is added to a running 3-member cluster,
+// joins with --initial-cluster-state=existing and catches up on the data written before
+// (by snapshot: the leader's log was cut), is promoted once in sync, then removed, and
+// stops itself with etcd's message. Every member agrees on the list at each step. The
+// refusals etcd makes on the way are compared: a second learner past --max-learners, a
+// peer URL already used, an unknown ID, promoting a voter, removing a removed member.
+func TestMemberAddPromoteRemove(t *testing.T) {
+	forEachBinary(t, func(t *testing.T, b binary) {
+		c := newCluster(t, b, 3, "--snapshot-count", "100", "--snapshot-catchup-entries", "10")
+		cli := c.client(0, 1, 2)
+		const keys = 300
+		for i := 0; i < keys; i++ {
+			if _, err := cli.Put(ctxT(t), fmt.Sprintf("k%03d", i), fmt.Sprint(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+
+		j := c.joinMember()
+		var add *clientv3.MemberAddResponse
+		err := retryUnhealthy(t, func() (err error) {
+			add, err = cli.MemberAddAsLearner(ctxT(t), []string{c.members[j].peerURL})
+			return err
+		})
+		if err != nil {
+			t.Fatalf("MemberAddAsLearner: %v", err)
+		}
+		id := add.Member.ID
+		if !add.Member.IsLearner || len(add.Members) != 4 {
+			t.Fatalf("MemberAdd answered %+v with %d members", add.Member, len(add.Members))
+		}
+
+		// Refusals while the learner is there.
+		_, err = cli.MemberAddAsLearner(ctxT(t), []string{"http://127.0.0.1:1"})
+		if !errors.Is(err, rpctypes.ErrTooManyLearners) {
+			t.Errorf("second learner: %v, want %v", err, rpctypes.ErrTooManyLearners)
+		}
+		err = retryUnhealthy(t, func() error {
+			_, err := cli.MemberAdd(ctxT(t), []string{c.members[0].peerURL})
+			return err
+		})
+		if !errors.Is(err, rpctypes.ErrPeerURLExist) {
+			t.Errorf("add of a peer URL in use: %v, want %v", err, rpctypes.ErrPeerURLExist)
+		}
+		if _, err := cli.MemberRemove(ctxT(t), 0x1234); !errors.Is(err, rpctypes.ErrMemberNotFound) {
+			t.Errorf("remove of an unknown ID: %v, want %v", err, rpctypes.ErrMemberNotFound)
+		}
+
+		c.start(j)
+		c.waitReady(j)
+		// The learner serves what was written before it joined (serializable: a
+		// learner refuses linearizable reads in etcd).
+		jcli := c.client(j)
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			resp, err := jcli.Get(ctxT(t), "k", clientv3.WithPrefix(), clientv3.WithSerializable(), clientv3.WithCountOnly())
+			if err == nil && resp.Count == keys {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the joined member does not serve the %d keys written before: %v, %v", keys, resp, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+
+		if b.name == "metastore" && !strings.Contains(c.fullLog(j), "installed snapshot") {
+			t.Errorf("the joined member did not catch up by snapshot (the leader's log was cut)")
+		}
+		lead := c.leaderIndex(t, j)
+		lcli := c.client(lead)
+		if _, err := lcli.MemberPromote(ctxT(t), c.leaderID(t, lcli, lead)); !errors.Is(err, rpctypes.ErrMemberNotLearner) {
+			t.Errorf("promote of a voter: %v, want %v", err, rpctypes.ErrMemberNotLearner)
+		}
+		deadline = time.Now().Add(30 * time.Second)
+		for {
+			_, err := lcli.MemberPromote(ctxT(t), id)
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, rpctypes.ErrMemberLearnerNotReady) || time.Now().After(deadline) {
+				t.Fatalf("MemberPromote: %v", err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		want := []string{}
+		for _, m := range c.members {
+			want = append(want, m.name+"="+m.peerURL)
+		}
+		slices.Sort(want)
+		c.waitMemberLists(t, want, 0, 1, 2, j)
+		if resp, err := jcli.Get(ctxT(t), "k", clientv3.WithPrefix(), clientv3.WithCountOnly()); err != nil || resp.Count != keys {
+			t.Fatalf("linearizable read on the promoted member: %v, %v", resp, err)
+		}
+
+		err = retryUnhealthy(t, func() error {
+			_, err := cli.MemberRemove(ctxT(t), id)
+			return err
+		})
+		if err != nil {
+			t.Fatalf("MemberRemove: %v", err)
+		}
+		select {
+		case <-c.members[j].exited:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("the removed member still runs; log:\n%s", c.logTail(j))
+		}
+		code := c.members[j].cmd.ProcessState.ExitCode()
+		t.Logf("%s: the removed member exited with code %d", b.name, code)
+		if b.name == "metastore" && code == 0 {
+			t.Errorf("the removed member exited with code 0")
+		}
+		if log := c.logTail(j); !strings.Contains(log, "the member has been permanently removed from the cluster") {
+			t.Errorf("the removed member does not say why it stopped:\n%s", log)
+		}
+		c.waitMemberLists(t, want[:3], 0, 1, 2)
+		if _, err := cli.MemberRemove(ctxT(t), id); !errors.Is(err, rpctypes.ErrMemberNotFound) {
+			t.Errorf("remove of a removed member: %v, want %v", err, rpctypes.ErrMemberNotFound)
+		}
+	})
+}
+
+// fullLog is member i's whole log.
+func (c *cluster) fullLog(i int) string {
+	b, _ := os.ReadFile(c.members[i].logPath)
+	return string(b)
+}
+
+// leaderID is member i's ID.
+func (c *cluster) leaderID(t *testing.T, cli *clientv3.Client, i int) uint64 {
+	t.Helper()
+	st, err := cli.Status(ctxT(t), c.members[i].clientURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Header.MemberId
+}
+
+// waitMemberLists waits until the given members' own (serializable) member lists are all
+// want (started members, by name and peer URL).
+func (c *cluster) waitMemberLists(t *testing.T, want []string, idx ...int) {
+	t.Helper()
+	clis := map[int]*clientv3.Client{}
+	for _, i := range idx {
+		clis[i] = c.client(i)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var bad []string
+		for _, i := range idx {
+			resp, err := clis[i].MemberList(ctxT(t), clientv3.WithSerializable())
+			if err != nil {
+				bad = append(bad, fmt.Sprintf("%s: %v", c.members[i].name, err))
+				continue
+			}
+			if got := memberNames(resp.Members); !slices.Equal(got, want) {
+				bad = append(bad, fmt.Sprintf("%s: %q", c.members[i].name, got))
+			}
+		}
+		if len(bad) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("member lists differ from %q: %s", want, strings.Join(bad, "; "))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
