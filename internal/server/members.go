@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -78,10 +79,19 @@ func (s *Server) MemberUpdate(ctx context.Context, id uint64, peerURLs []string)
 }
 
 // MemberPromote makes learner id a voter, if its log is in sync with the leader's.
-// Only the leader knows that: elsewhere it fails with ErrNotLeader (etcd forwards the
-// request to the leader over the peer port; we do not yet).
+// Only the leader knows that: a member that does not lead forwards the request to the
+// leader over the peer port (promote.go), as etcd does.
 func (s *Server) MemberPromote(ctx context.Context, id uint64) (_ []*pb.Member, err error) {
 	defer translate(&err)
+	members, err := s.promoteLocal(ctx, id)
+	if errors.Is(err, ErrNotLeader) {
+		return s.forwardPromote(ctx, id)
+	}
+	return members, err
+}
+
+// promoteLocal promotes id if this member leads, else fails with ErrNotLeader.
+func (s *Server) promoteLocal(ctx context.Context, id uint64) ([]*pb.Member, error) {
 	if err := s.isLearnerReady(id); err != nil {
 		return nil, err
 	}

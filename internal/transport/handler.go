@@ -47,6 +47,7 @@ func (t *Transport) Handler() http.Handler {
 	mux.HandleFunc(pathSnapshot, t.handleSnapshot)
 	mux.HandleFunc(pathProbe, t.handleProbe)
 	mux.HandleFunc(pathMembers, t.handleMembers)
+	mux.HandleFunc(pathPromote, t.handlePromote)
 	if t.cfg.ServerVersion != "" {
 		mux.HandleFunc(pathVersion, t.handleVersion)
 	}

@@ -19,6 +19,9 @@ var ErrMemberRemoved = errors.New("the member has been permanently removed from 
 // --initial-cluster-state=existing reads the cluster from.
 const pathMembers = "/members"
 
+// pathPromote is etcd's POST /members/promote/<decimal ID> on the peer port.
+const pathPromote = "/members/promote/"
+
 // hdrEtcdClusterID is the header etcd's GET /members carries the cluster ID in.
 const hdrEtcdClusterID = "X-Etcd-Cluster-ID"
 
@@ -34,6 +37,9 @@ type Membership interface {
 	// RemovedByPeer is called (once) when a peer answered 410 Gone: this member was
 	// removed. It must not block.
 	RemovedByPeer()
+	// ServePromote serves POST /members/promote/<id>: a MemberPromote another member
+	// forwards to this one, the leader (etcd's peer protocol).
+	ServePromote(w http.ResponseWriter, r *http.Request)
 }
 
 type membershipBox struct{ m Membership }
@@ -70,6 +76,16 @@ func (t *Transport) handleMembers(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set(hdrEtcdClusterID, idString(id))
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write(append(body, '\n'))
+}
+
+// handlePromote hands a forwarded promotion to the member list's server.
+func (t *Transport) handlePromote(w http.ResponseWriter, r *http.Request) {
+	ms := t.membership()
+	if ms == nil {
+		http.Error(w, "member list not available yet", http.StatusServiceUnavailable)
+		return
+	}
+	ms.ServePromote(w, r)
 }
 
 // refuseRemoved answers 410 Gone, and returns true, when r comes from a removed member.

@@ -11,6 +11,7 @@
 //	GET  /raft/probe      -> 200 {"id":"…","cluster_id":"…"}
 //	GET  /version         -> 200 {"etcdserver":"…","etcdcluster":"…"} (when configured)
 //	GET  /members         -> 200 [member…] with X-Etcd-Cluster-ID, as etcd (members.go)
+//	POST /members/promote/<id> -> a forwarded MemberPromote, as etcd (members.go)
 //
 // Every POST carries X-Metastore-Cluster-ID, -From and -To (hex). A receiver answers
 // 412 Precondition Failed to a different cluster ID or a To that is not itself, and 410

@@ -142,8 +142,11 @@ func TestMemberAddPromoteRemove(t *testing.T) {
 		if b.name == "metastore" && !strings.Contains(c.fullLog(j), "installed snapshot") {
 			t.Errorf("the joined member did not catch up by snapshot (the leader's log was cut)")
 		}
+		// Promotions go to a follower, which forwards them to the leader (only the
+		// leader knows whether the learner is in sync).
 		lead := c.leaderIndex(t, j)
-		lcli := c.client(lead)
+		follower := (lead + 1) % 3
+		lcli := c.client(follower)
 		if _, err := lcli.MemberPromote(ctxT(t), c.leaderID(t, lcli, lead)); !errors.Is(err, rpctypes.ErrMemberNotLearner) {
 			t.Errorf("promote of a voter: %v, want %v", err, rpctypes.ErrMemberNotLearner)
 		}
