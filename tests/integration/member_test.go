@@ -92,18 +92,33 @@ func TestMemberAddPromoteRemove(t *testing.T) {
 			}
 		}
 
+		// Added at a peer URL it will not use, then moved (MemberUpdate) to the one it
+		// starts with: the transports follow the update.
 		j := c.joinMember()
+		stale := fmt.Sprintf("http://127.0.0.1:%d", freePorts(t, 1)[0])
 		var add *clientv3.MemberAddResponse
 		err := retryUnhealthy(t, func() (err error) {
-			add, err = cli.MemberAddAsLearner(ctxT(t), []string{c.members[j].peerURL})
+			add, err = cli.MemberAddAsLearner(ctxT(t), []string{stale})
 			return err
 		})
 		if err != nil {
 			t.Fatalf("MemberAddAsLearner: %v", err)
 		}
 		id := add.Member.ID
-		if !add.Member.IsLearner || len(add.Members) != 4 {
+		if !add.Member.IsLearner || len(add.Members) != 4 || add.Member.PeerURLs[0] != stale {
 			t.Fatalf("MemberAdd answered %+v with %d members", add.Member, len(add.Members))
+		}
+		upd, err := cli.MemberUpdate(ctxT(t), id, []string{c.members[j].peerURL})
+		if err != nil {
+			t.Fatalf("MemberUpdate: %v", err)
+		}
+		for _, m := range upd.Members {
+			if m.ID == id && (len(m.PeerURLs) != 1 || m.PeerURLs[0] != c.members[j].peerURL || !m.IsLearner) {
+				t.Fatalf("after MemberUpdate: %+v", m)
+			}
+		}
+		if _, err := cli.MemberUpdate(ctxT(t), 0x1234, []string{"http://127.0.0.1:2"}); !errors.Is(err, rpctypes.ErrMemberNotFound) {
+			t.Errorf("update of an unknown ID: %v, want %v", err, rpctypes.ErrMemberNotFound)
 		}
 
 		// Refusals while the learner is there.
@@ -243,4 +258,52 @@ func (c *cluster) waitMemberLists(t *testing.T, want []string, idx ...int) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// A member removed while it was down learns it when it comes back: its peers refuse it
+// as removed (410 Gone), and it stops with etcd's message instead of running on alone.
+func TestRemovedWhileDownStops(t *testing.T) {
+	forEachBinary(t, func(t *testing.T, b binary) {
+		c := newCluster(t, b, 3)
+		cli := c.client(0, 1)
+		if _, err := cli.Put(ctxT(t), "a", "1"); err != nil {
+			t.Fatal(err)
+		}
+		victim := 2
+		st, err := cli.Status(ctxT(t), c.members[victim].clientURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := st.Header.MemberId
+		c.stop(victim)
+		// The member is down: removing it leaves the two running voters a quorum.
+		err = retryUnhealthy(t, func() error {
+			_, err := cli.MemberRemove(ctxT(t), id)
+			return err
+		})
+		if err != nil {
+			t.Fatalf("MemberRemove of a stopped member: %v", err)
+		}
+		c.start(victim)
+		select {
+		case <-c.members[victim].exited:
+		case <-time.After(60 * time.Second):
+			t.Fatalf("the removed member runs on after its restart; log:\n%s", c.logTail(victim))
+		}
+		code := c.members[victim].cmd.ProcessState.ExitCode()
+		t.Logf("%s: exit code %d", b.name, code)
+		if b.name == "metastore" && code == 0 {
+			t.Errorf("the removed member exited with code 0")
+		}
+		if log := c.fullLog(victim); !strings.Contains(log, "the member has been permanently removed from the cluster") {
+			t.Errorf("the removed member does not say why it stopped:\n%s", c.logTail(victim))
+		}
+		if b.name == "metastore" && !strings.Contains(c.fullLog(victim), "a peer says this member was removed") {
+			t.Errorf("the member did not learn its removal from a peer's 410 Gone")
+		}
+		ml, err := cli.MemberList(ctxT(t))
+		if err != nil || len(ml.Members) != 2 {
+			t.Fatalf("MemberList after the removal: %v, %v", ml, err)
+		}
+	})
 }
