@@ -163,3 +163,7 @@ func (s *Server) syncPeers() {
 // isStoppedNode tells an apply error caused by the raft node stopping (the node's own
 // watcher reports why) from a failure of the state machine.
 func isStoppedNode(err error) bool { return errors.Is(err, raftnode.ErrStopped) }
+
+// IsLearner tells whether this member is a learner now (grpcapi.LearnerReporter): it
+// changes when the member is promoted.
+func (s *Server) IsLearner() bool { return s.learner.Load() }

@@ -154,6 +154,10 @@ func TestMemberAddPromoteRemove(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 		}
 
+		// A learner refuses writes, as etcd's.
+		if _, err := jcli.Put(ctxT(t), "x", "1"); err == nil || !strings.Contains(err.Error(), "rpc not supported for learner") {
+			t.Errorf("put on a learner: %v, want etcd's %q", err, rpctypes.ErrGRPCNotSupportedForLearner)
+		}
 		if b.name == "metastore" && !strings.Contains(c.fullLog(j), "installed snapshot") {
 			t.Errorf("the joined member did not catch up by snapshot (the leader's log was cut)")
 		}
