@@ -142,8 +142,8 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 	var peers []raft.Peer
 	if last == 0 && cfg.InitialClusterState == config.ClusterStateNew {
 		for _, p := range cl.Members {
-			// As etcd, each bootstrap entry carries its member (apply finds it
-			// listed already: the list above was written from the same flags).
+			// As etcd, each bootstrap entry carries its member: applying them
+			// builds the state machine's member list.
 			ctx, err := membership.EncodeAddContext(p)
 			if err != nil {
 				return nil, err
@@ -368,9 +368,11 @@ func (m *member) close(ctx context.Context) {
 // when it has been initialised (the --initial-cluster* flags are then ignored, as in
 // etcd), else from the flags, persisting them.
 //
-// A member joining a running cluster (--initial-cluster-state=existing) takes the
-// cluster ID and member IDs from its peers (join.go) and stores that member list; the
-// conf changes it then replays from the leader's log find those members listed.
+// The list is stored as this member's bootstrap list (storage.LocalBootstrapMembers),
+// not as the state machine's: apply builds that one from the conf changes in the log
+// (raft's bootstrap entries carry their members) or takes it from a snapshot, the same
+// on every member. A member joining a running cluster (--initial-cluster-state=existing)
+// takes the cluster ID and member IDs from its peers (join.go).
 func loadOrBootstrapCluster(cfg *config.Config, eng storage.Engine, lg *zap.Logger, peerClient *http.Client) (*membership.Cluster, uint64, bool, error) {
 	idb, err := eng.Get(storage.LocalMemberID)
 	switch {
@@ -379,7 +381,12 @@ func loadOrBootstrapCluster(cfg *config.Config, eng storage.Engine, lg *zap.Logg
 		if err != nil {
 			return nil, 0, false, err
 		}
+		// The state machine's list once it has applied a conf change; until then
+		// the one this member started from.
 		mb, err := eng.Get(storage.MetaMembers)
+		if errors.Is(err, storage.ErrNotFound) {
+			mb, err = eng.Get(storage.LocalBootstrapMembers)
+		}
 		if err != nil {
 			return nil, 0, false, fmt.Errorf("read members: %w", err)
 		}
@@ -421,7 +428,7 @@ func loadOrBootstrapCluster(cfg *config.Config, eng storage.Engine, lg *zap.Logg
 	}
 	b := eng.NewBatch()
 	defer b.Close()
-	if err := b.Set(storage.MetaMembers, mb); err != nil {
+	if err := b.Set(storage.LocalBootstrapMembers, mb); err != nil {
 		return nil, 0, false, err
 	}
 	if err := b.Set(storage.MetaClusterID, storage.PutUint64(cl.ID)); err != nil {

@@ -107,14 +107,7 @@ func (a *Applier) checkConfChange(c *ConfChange, cc *raftpb.ConfChange, cl *memb
 			}
 			c.Kind = ConfChangePromote
 		} else {
-			m := ctx.Member.Clone()
-			if ex := cl.Member(id); ex != nil && membership.SameRaftAttributes(ex, m) {
-				// Listed already (a bootstrap member, whose list was written from
-				// the flags): nothing changes but raft's configuration.
-				c.Kind, c.Member = ConfChangeAdd, ex.Clone()
-				return nil
-			}
-			if err := cl.AddMember(m, a.maxLearnersOrDefault()); err != nil {
+			if err := cl.AddMember(ctx.Member.Clone(), a.maxLearnersOrDefault()); err != nil {
 				return err
 			}
 			c.Kind = ConfChangeAdd

@@ -3,6 +3,8 @@ package apply
 import (
 	"bytes"
 	"errors"
+	"io"
+	"log"
 	"slices"
 	"testing"
 
@@ -24,12 +26,8 @@ type confHarness struct {
 func newConfHarness(t *testing.T, cl *membership.Cluster) *confHarness {
 	t.Helper()
 	h := newHarness(t)
-	b, err := membership.Marshal(cl)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wb := h.eng.NewBatch() // as cmd does at bootstrap
-	if err := wb.Set(storage.MetaMembers, b); err != nil {
+	wb := h.eng.NewBatch() // as cmd does at bootstrap: the cluster ID, no member list
+	if err := wb.Set(storage.MetaClusterID, storage.PutUint64(cl.ID)); err != nil {
 		t.Fatal(err)
 	}
 	if err := wb.Commit(true); err != nil {
@@ -37,7 +35,8 @@ func newConfHarness(t *testing.T, cl *membership.Cluster) *confHarness {
 	}
 	wb.Close()
 	rn, err := raft.NewRawNode(&raft.Config{ID: cl.Members[0].ID, ElectionTick: 10, HeartbeatTick: 1,
-		Storage: raft.NewMemoryStorage(), MaxInflightMsgs: 16, MaxSizePerMsg: 1 << 20})
+		Storage: raft.NewMemoryStorage(), MaxInflightMsgs: 16, MaxSizePerMsg: 1 << 20,
+		Logger: &raft.DefaultLogger{Logger: log.New(io.Discard, "", 0)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,14 +113,23 @@ func threeMembers(t testing.TB) *membership.Cluster {
 func TestConfChangeMemberLifecycle(t *testing.T) {
 	cl := threeMembers(t)
 	h := newConfHarness(t, cl)
-	// raft's bootstrap entries carry the members already listed: nothing changes.
+	// raft's bootstrap entries carry the members of --initial-cluster: applying them
+	// builds the list (the state machine holds none before).
+	if got := h.members(); len(got.Members) != 0 || got.ID != cl.ID {
+		t.Fatalf("before bootstrap: %+v", got)
+	}
 	for _, m := range cl.Members {
 		if c := h.apply(addCC(t, m)); c.Err != nil || c.Kind != ConfChangeAdd {
 			t.Fatalf("bootstrap add of %x: %+v", m.ID, c)
 		}
 	}
-	if got := h.members(); len(got.Members) != 3 {
-		t.Fatalf("after bootstrap: %d members", len(got.Members))
+	want, _ := membership.Marshal(cl)
+	if got, _ := h.eng.Get(storage.MetaMembers); !bytes.Equal(got, want) {
+		t.Fatalf("after bootstrap the list is %s, want the initial cluster %s", got, want)
+	}
+	// The same add again, as etcd: the ID exists.
+	if c := h.apply(addCC(t, cl.Members[0])); !errors.Is(c.Err, membership.ErrIDExists) {
+		t.Fatalf("second add of a member: %v, want ErrIDExists", c.Err)
 	}
 
 	d := &membership.Member{ID: 0xd, PeerURLs: []string{"http://10.0.0.4:2380"}, IsLearner: true}
@@ -229,8 +237,9 @@ func TestConfChangeDeterministic(t *testing.T) {
 // A raft node that stopped gives no configuration: nothing may be recorded, least of
 // all an empty ConfState, which would drop every member after a restart.
 func TestCommitConfChangeWithoutConfState(t *testing.T) {
-	h := newConfHarness(t, threeMembers(t))
-	h.apply(addCC(t, h.members().Members[0]))
+	cl := threeMembers(t)
+	h := newConfHarness(t, cl)
+	h.apply(addCC(t, cl.Members[0]))
 	want, _ := h.app.ConfState()
 	c := &ConfChange{Index: h.index + 1, Term: 1}
 	if err := h.app.CommitConfChange(c, nil); err == nil {

@@ -3,7 +3,6 @@ package membership
 import (
 	"encoding/json"
 	"fmt"
-	"sort"
 )
 
 // ConfChangeContext is what etcd puts in raftpb.ConfChange.Context of an add (AddNode,
@@ -72,24 +71,6 @@ func UnmarshalMembers(b []byte) ([]*Member, error) {
 		}
 	}
 	return ms, nil
-}
-
-// SameRaftAttributes reports whether a and b have the same ID, peer URLs and learner
-// flag: an add of b when a is already listed changes nothing (the add of a member
-// listed at bootstrap, replayed from the log).
-func SameRaftAttributes(a, b *Member) bool {
-	if a.ID != b.ID || a.IsLearner != b.IsLearner || len(a.PeerURLs) != len(b.PeerURLs) {
-		return false
-	}
-	x, y := append([]string(nil), a.PeerURLs...), append([]string(nil), b.PeerURLs...)
-	sort.Strings(x)
-	sort.Strings(y)
-	for i := range x {
-		if x[i] != y[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // The checks of etcd's --strict-reconfig-check on the member list (etcd's

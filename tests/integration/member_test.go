@@ -77,13 +77,25 @@ func memberNames(ms []*pb.Member) []string {
 // The life of an added member, driven through clientv3 as an operator does with
 // etcdctl member add/promote/remove: a learner is added to a running 3-member cluster,
 // joins with --initial-cluster-state=existing and catches up on the data written before
-// (by snapshot: the leader's log was cut), is promoted once in sync, then removed, and
+// (by snapshot when the leader's log was cut, else by the log), is promoted once in sync, then removed, and
 // stops itself with etcd's message. Every member agrees on the list at each step. The
 // refusals etcd makes on the way are compared: a second learner past --max-learners, a
 // peer URL already used, an unknown ID, promoting a voter, removing a removed member.
 func TestMemberAddPromoteRemove(t *testing.T) {
+	t.Run("by-snapshot", func(t *testing.T) { testMemberAddPromoteRemove(t, true) })
+	t.Run("by-log", func(t *testing.T) { testMemberAddPromoteRemove(t, false) })
+}
+
+// testMemberAddPromoteRemove is TestMemberAddPromoteRemove; bySnapshot cuts the
+// leader's log so that the new member must take a snapshot, else it replays the whole
+// log (raft's bootstrap entries included, which carry the initial members).
+func testMemberAddPromoteRemove(t *testing.T, bySnapshot bool) {
+	var extra []string
+	if bySnapshot {
+		extra = []string{"--snapshot-count", "100", "--snapshot-catchup-entries", "10"}
+	}
 	forEachBinary(t, func(t *testing.T, b binary) {
-		c := newCluster(t, b, 3, "--snapshot-count", "100", "--snapshot-catchup-entries", "10")
+		c := newCluster(t, b, 3, extra...)
 		cli := c.client(0, 1, 2)
 		const keys = 300
 		for i := 0; i < keys; i++ {
@@ -158,8 +170,8 @@ func TestMemberAddPromoteRemove(t *testing.T) {
 		if _, err := jcli.Put(ctxT(t), "x", "1"); err == nil || !strings.Contains(err.Error(), "rpc not supported for learner") {
 			t.Errorf("put on a learner: %v, want etcd's %q", err, rpctypes.ErrGRPCNotSupportedForLearner)
 		}
-		if b.name == "metastore" && !strings.Contains(c.fullLog(j), "installed snapshot") {
-			t.Errorf("the joined member did not catch up by snapshot (the leader's log was cut)")
+		if got := strings.Contains(c.fullLog(j), "installed snapshot"); b.name == "metastore" && got != bySnapshot {
+			t.Errorf("the joined member installed a snapshot: %v, want %v", got, bySnapshot)
 		}
 		// Promotions go to a follower, which forwards them to the leader (only the
 		// leader knows whether the learner is in sync).
@@ -207,8 +219,14 @@ func TestMemberAddPromoteRemove(t *testing.T) {
 		if b.name == "metastore" && code == 0 {
 			t.Errorf("the removed member exited with code 0")
 		}
-		if log := c.logTail(j); !strings.Contains(log, "the member has been permanently removed from the cluster") {
-			t.Errorf("the removed member does not say why it stopped:\n%s", log)
+		if log := c.fullLog(j); !strings.Contains(log, "the member has been permanently removed from the cluster") {
+			var lines []string
+			for _, l := range strings.Split(log, "\n") {
+				if strings.Contains(l, "remov") || strings.Contains(l, "stop") {
+					lines = append(lines, l)
+				}
+			}
+			t.Errorf("the removed member does not say why it stopped:\n%s", strings.Join(lines, "\n"))
 		}
 		c.waitMemberLists(t, want[:3], 0, 1, 2)
 		if _, err := cli.MemberRemove(ctxT(t), id); !errors.Is(err, rpctypes.ErrMemberNotFound) {
