@@ -63,7 +63,8 @@
 //  2. For every entry of type EntryConfChange/EntryConfChangeV2, call ApplyConfChange
 //     (with NodeId zeroed to refuse it) and write the returned ConfState to
 //     storage.MetaConfState, in the same engine batch as the entry's effects and
-//     MetaAppliedIndex/MetaAppliedTerm.
+//     MetaAppliedIndex/MetaAppliedTerm. If it fails (ErrStopped: the node stopped
+//     before raft applied the change) write NOTHING for the entry.
 //  3. After committing that batch (sync not needed) call Applied(last index applied).
 //  4. Every entry is delivered exactly once across restarts: Start reads the applied
 //     index from the engine and does not deliver entries at or below it again (it
