@@ -333,3 +333,71 @@ func TestRemovedWhileDownStops(t *testing.T) {
 		}
 	})
 }
+
+// Replacing a member as an operator does after losing its disk: remove it, wipe its
+// data dir, add it back at the same peer URL (it gets a new ID: a removed ID never
+// returns) and start it with --initial-cluster-state=existing. It catches up, and
+// every member lists the same three members, the new ID among them.
+func TestMemberReplace(t *testing.T) {
+	forEachBinary(t, func(t *testing.T, b binary) {
+		c := newCluster(t, b, 3)
+		victim := (c.leaderIndex(t) + 1) % 3
+		others := []int{(victim + 1) % 3, (victim + 2) % 3}
+		cli := c.client(others...)
+		for i := 0; i < 50; i++ {
+			if _, err := cli.Put(ctxT(t), fmt.Sprintf("r%02d", i), "v"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		st, err := cli.Status(ctxT(t), c.members[victim].clientURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		oldID := st.Header.MemberId
+		c.stop(victim)
+		if err := retryUnhealthy(t, func() error { _, err := cli.MemberRemove(ctxT(t), oldID); return err }); err != nil {
+			t.Fatalf("MemberRemove: %v", err)
+		}
+		if err := os.RemoveAll(c.members[victim].dataDir); err != nil {
+			t.Fatal(err)
+		}
+		var add *clientv3.MemberAddResponse
+		err = retryUnhealthy(t, func() (err error) {
+			add, err = cli.MemberAdd(ctxT(t), []string{c.members[victim].peerURL})
+			return err
+		})
+		if err != nil {
+			t.Fatalf("MemberAdd at the removed member's URL: %v", err)
+		}
+		if add.Member.ID == oldID {
+			t.Fatalf("the replacement got the removed ID %x", oldID)
+		}
+		m := c.members[victim]
+		for i, a := range m.args {
+			if a == "--initial-cluster-state" {
+				m.args[i+1] = "existing"
+			}
+		}
+		c.start(victim)
+		c.waitReady(victim)
+		resp, err := c.client(victim).Get(ctxT(t), "r", clientv3.WithPrefix(), clientv3.WithCountOnly())
+		if err != nil || resp.Count != 50 {
+			t.Fatalf("the replacement serves %v, %v; want the 50 keys", resp, err)
+		}
+		want := []string{}
+		for _, m := range c.members {
+			want = append(want, m.name+"="+m.peerURL)
+		}
+		slices.Sort(want)
+		c.waitMemberLists(t, want, 0, 1, 2)
+		ml, err := c.client(victim).MemberList(ctxT(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mm := range ml.Members {
+			if mm.ID == oldID {
+				t.Errorf("the removed ID %x is still listed", oldID)
+			}
+		}
+	})
+}
