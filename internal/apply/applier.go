@@ -2,8 +2,9 @@
 // (marshaled etcdserverpb.InternalRaftRequest) into MVCC writes with etcd v3.7.3's
 // semantics for Put, DeleteRange, Txn, Range, Compaction and Alarm; it records the
 // member attributes a member publishes (ClusterMemberAttrSet) and the cluster version
-// (ClusterVersionSet, gating request types by version: version.go), and records
-// configuration changes (ApplyConfChange). It owns the meta keys
+// (ClusterVersionSet, gating request types by version: version.go), and applies
+// configuration changes to the member list (PrepareConfChange, CommitConfChange:
+// confchange.go). It owns the meta keys
 // storage.MetaAppliedIndex, MetaAppliedTerm, MetaConfState, MetaAlarms and
 // MetaClusterVersion, and writes MetaMembers with the encoding membership owns.
 //
