@@ -156,6 +156,7 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 		Peers:                    peers,
 		Storage:                  rlog,
 		AppliedState:             appliedState(m.store),
+		ConfChangeRefused:        app.ConfChangeRefused,
 		Transport:                m.tr,
 		Logger:                   lg,
 		TickInterval:             cfg.HeartbeatInterval,

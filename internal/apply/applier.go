@@ -190,11 +190,22 @@ func (a *Applier) ApplyConfChange(index, term uint64, cs *raftpb.ConfState) erro
 // verbatim under storage.MetaMembers in the same batch (the membership package owns its
 // encoding).
 func (a *Applier) ApplyConfChangeWithMembers(index, term uint64, cs *raftpb.ConfState, members []byte) error {
+	return a.applyConfChange(index, term, cs, members, false)
+}
+
+// applyConfChange writes the conf state, the member list (when not nil), the index of a
+// refused change (when refused) and the applied index in one batch.
+func (a *Applier) applyConfChange(index, term uint64, cs *raftpb.ConfState, members []byte, refused bool) error {
 	if index <= a.AppliedIndex() {
 		return nil
 	}
 	b := a.eng.NewBatch()
 	defer b.Close()
+	if refused {
+		if err := recordRefused(b, index); err != nil {
+			return err
+		}
+	}
 	v, err := proto.MarshalOptions{Deterministic: true}.Marshal(cs)
 	if err != nil {
 		return fmt.Errorf("apply: encoding conf state: %w", err)

@@ -171,5 +171,42 @@ func (a *Applier) CommitConfChange(c *ConfChange, cs *raftpb.ConfState) error {
 	if cs == nil {
 		return fmt.Errorf("apply: conf change at %d: no configuration to record", c.Index)
 	}
-	return a.ApplyConfChangeWithMembers(c.Index, c.Term, cs, c.members)
+	return a.applyConfChange(c.Index, c.Term, cs, c.members, c.Err != nil)
+}
+
+// recordRefused appends index to storage.MetaConfRefused. A restarting member re-gives
+// raft the conf changes between its log snapshot and its applied index itself; it must
+// give a refused one as refused (raftnode.Config.ConfChangeRefused), or its raft would
+// count a member the others never added. Refusals are operator errors, so the list
+// stays short.
+func recordRefused(b storage.Batch, index uint64) error {
+	v, err := b.Get(storage.MetaConfRefused)
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return err
+	}
+	v = append(append([]byte(nil), v...), storage.PutUint64(index)...)
+	return b.Set(storage.MetaConfRefused, v)
+}
+
+// ConfChangeRefused tells whether the conf change at index was refused when applied,
+// as last committed. Safe from any goroutine.
+func (a *Applier) ConfChangeRefused(index uint64) (bool, error) {
+	v, err := a.eng.Get(storage.MetaConfRefused)
+	if errors.Is(err, storage.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	for len(v) >= 8 {
+		x, err := storage.Uint64(v[:8])
+		if err != nil {
+			return false, err
+		}
+		if x == index {
+			return true, nil
+		}
+		v = v[8:]
+	}
+	return false, nil
 }

@@ -176,10 +176,17 @@ func TestConfChangeMemberLifecycle(t *testing.T) {
 		if !bytes.Equal(before, after) || !proto.Equal(csBefore, csAfter) || h.app.AppliedIndex() != h.index {
 			t.Errorf("%s: a refused change changed the member list or conf state (applied %d, index %d)", r.name, h.app.AppliedIndex(), h.index)
 		}
+		// Recorded, so that a restart gives raft the change refused again.
+		if refused, err := h.app.ConfChangeRefused(h.index); !refused || err != nil {
+			t.Errorf("%s: ConfChangeRefused(%d) = %v, %v", r.name, h.index, refused, err)
+		}
 	}
 
 	if c := h.apply(promoteCC(t, 0xd)); c.Err != nil || c.Kind != ConfChangePromote || c.Member.IsLearner {
 		t.Fatalf("promote: %+v", c)
+	}
+	if refused, err := h.app.ConfChangeRefused(h.index); refused || err != nil {
+		t.Errorf("an applied change is recorded as refused: %v, %v", refused, err)
 	}
 	if cs, _ := h.app.ConfState(); !slices.Contains(cs.GetVoters(), 0xd) || len(cs.GetLearners()) != 0 {
 		t.Fatalf("after promote: %v", cs)

@@ -89,6 +89,7 @@ var (
 	MetaAlarms           = MetaKey("alarms")            // active alarms, owned by apply
 	MetaClusterVersion   = MetaKey("cluster_version")   // "major.minor.0" the cluster runs at, owned by apply
 	MetaClusterID        = MetaKey("cluster_id")        // uint64 BE
+	MetaConfRefused      = MetaKey("conf_refused")      // uint64 BE indexes of conf changes apply refused, ascending
 	MetaSnapshotInstall  = MetaKey("snapshot_install")  // set while a snapshot is being installed
 )
 
