@@ -372,6 +372,19 @@ func TestMemberReplace(t *testing.T) {
 		if add.Member.ID == oldID {
 			t.Fatalf("the replacement got the removed ID %x", oldID)
 		}
+		// --strict-reconfig-check: with the replacement not started yet, two of the
+		// three voters are started; one more voter, or one fewer started one, and
+		// they would not be a quorum.
+		if _, err := cli.MemberAdd(ctxT(t), []string{"http://127.0.0.1:3"}); !errors.Is(err, rpctypes.ErrMemberNotEnoughStarted) {
+			t.Errorf("add of a voter with 2 of 3 voters started: %v, want %v", err, rpctypes.ErrMemberNotEnoughStarted)
+		}
+		st, err = cli.Status(ctxT(t), c.members[others[0]].clientURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cli.MemberRemove(ctxT(t), st.Header.MemberId); !errors.Is(err, rpctypes.ErrMemberNotEnoughStarted) {
+			t.Errorf("remove of a started voter with 2 of 3 voters started: %v, want %v", err, rpctypes.ErrMemberNotEnoughStarted)
+		}
 		m := c.members[victim]
 		for i, a := range m.args {
 			if a == "--initial-cluster-state" {
