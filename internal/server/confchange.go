@@ -50,6 +50,10 @@ type Peers interface {
 // as etcd (stopWithDelay): long enough for its answer to the leader to go out.
 const removedStopDelay = time.Second
 
+// removedPeerGrace is how long the transport keeps a peer after its removal was
+// applied, so that what raft queued for it still goes out.
+const removedPeerGrace = time.Second
+
 // confChangeResult is what the waiter of a conf change receives.
 type confChangeResult struct {
 	members []*pb.Member
@@ -120,7 +124,12 @@ func (s *Server) afterConfChange(c *apply.ConfChange) {
 			return
 		}
 		if s.cfg.Peers != nil {
-			s.cfg.Peers.RemovePeer(id)
+			// Not at once: the messages raft queued for it with this Ready, the
+			// commit of its removal among them, would be dropped, and a removed
+			// member that proposed its own removal would never answer. raft sends
+			// it nothing new meanwhile; its own messages are refused (410 Gone).
+			peers := s.cfg.Peers
+			time.AfterFunc(removedPeerGrace, func() { peers.RemovePeer(id) })
 		}
 	}
 }

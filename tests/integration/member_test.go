@@ -202,12 +202,14 @@ func testMemberAddPromoteRemove(t *testing.T, bySnapshot bool) {
 			t.Fatalf("linearizable read on the promoted member: %v, %v", resp, err)
 		}
 
+		// Asked of the member removed itself: it must still answer (it learns the
+		// commit of its own removal before it stops).
 		err = retryUnhealthy(t, func() error {
-			_, err := cli.MemberRemove(ctxT(t), id)
+			_, err := jcli.MemberRemove(ctxT(t), id)
 			return err
 		})
 		if err != nil {
-			t.Fatalf("MemberRemove: %v", err)
+			t.Fatalf("MemberRemove sent to the member removed: %v", err)
 		}
 		select {
 		case <-c.members[j].exited:
