@@ -304,6 +304,18 @@ func TestRemovedWhileDownStops(t *testing.T) {
 		}
 		id := st.Header.MemberId
 		c.stop(victim)
+		// --strict-reconfig-check with one voter of three down: a voter more, or one of
+		// the two running voters fewer, would break the active quorum.
+		if _, err := cli.MemberAdd(ctxT(t), []string{"http://127.0.0.1:3"}); !errors.Is(err, rpctypes.ErrUnhealthy) {
+			t.Errorf("add of a voter with a voter down: %v, want %v", err, rpctypes.ErrUnhealthy)
+		}
+		running, err := cli.Status(ctxT(t), c.members[(victim+1)%3].clientURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cli.MemberRemove(ctxT(t), running.Header.MemberId); !errors.Is(err, rpctypes.ErrUnhealthy) {
+			t.Errorf("remove of a running voter with another down: %v, want %v", err, rpctypes.ErrUnhealthy)
+		}
 		// The member is down: removing it leaves the two running voters a quorum.
 		err = retryUnhealthy(t, func() error {
 			_, err := cli.MemberRemove(ctxT(t), id)
