@@ -96,7 +96,7 @@ func (s *Server) promoteLocal(ctx context.Context, id uint64) ([]*pb.Member, err
 		return nil, err
 	}
 	if s.cfg.StrictReconfigCheck {
-		cl, err := s.app.Members()
+		cl, err := s.currentMembers(ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -142,7 +142,7 @@ func (s *Server) mayAddMember(ctx context.Context, m *membership.Member) error {
 	if !s.cfg.StrictReconfigCheck {
 		return nil
 	}
-	cl, err := s.app.Members()
+	cl, err := s.currentMembers(ctx)
 	if err != nil {
 		return err
 	}
@@ -166,7 +166,7 @@ func (s *Server) mayRemoveMember(ctx context.Context, id uint64) error {
 	if !s.cfg.StrictReconfigCheck {
 		return nil
 	}
-	cl, err := s.app.Members()
+	cl, err := s.currentMembers(ctx)
 	if err != nil {
 		return err
 	}
@@ -195,6 +195,16 @@ func (s *Server) mayRemoveMember(ctx context.Context, id uint64) error {
 		return ErrUnhealthy
 	}
 	return nil
+}
+
+// currentMembers is the member list once this member has applied everything committed
+// (one ReadIndex round): the strict checks must not count on a list that misses a change
+// another member already answered (etcd checks its local list as it is).
+func (s *Server) currentMembers(ctx context.Context) (*membership.Cluster, error) {
+	if err := s.linearizableReadNotify(ctx); err != nil {
+		return nil, err
+	}
+	return s.app.Members()
 }
 
 func (s *Server) reachable(ctx context.Context) map[uint64]bool {
