@@ -83,7 +83,12 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 	if err := snap.ResumeInstall(eng, snapDir); err != nil {
 		return nil, fmt.Errorf("resume snapshot install: %w", err)
 	}
-	cl, selfID, fresh, err := loadOrBootstrapCluster(cfg, eng, lg)
+	peerTLSInfo, peerDialTLS, err := peerTLS(cfg, lg)
+	if err != nil {
+		return nil, err
+	}
+	peerClient := &http.Client{Transport: &http.Transport{TLSClientConfig: peerDialTLS}}
+	cl, selfID, fresh, err := loadOrBootstrapCluster(cfg, eng, lg, peerClient)
 	if err != nil {
 		return nil, err
 	}
@@ -94,6 +99,7 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 	if err != nil {
 		return nil, err
 	}
+	app.SetMaxLearners(cfg.MaxLearners)
 	// The raft log lives in its own WAL, in --wal-dir as etcd's does; the engine's
 	// own write-ahead log stays in the engine's dir.
 	walDir := cfg.WALDir
@@ -114,10 +120,6 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 		zap.String("cluster-id", membership.IDString(cl.ID)), zap.Bool("new-cluster", fresh),
 		zap.String("data-dir", cfg.DataDir), zap.String("storage-engine", eng.Name()))
 
-	peerTLSInfo, peerDialTLS, err := peerTLS(cfg, lg)
-	if err != nil {
-		return nil, err
-	}
 	m.tr = transport.New(transport.Config{
 		ID: selfID, ClusterID: cl.ID, Logger: lg, SnapDir: snapDir, TLS: peerDialTLS,
 		// Through the store, so that no outgoing snapshot is taken mid-install.
@@ -140,7 +142,13 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 	var peers []raft.Peer
 	if last == 0 && cfg.InitialClusterState == config.ClusterStateNew {
 		for _, p := range cl.Members {
-			peers = append(peers, raft.Peer{ID: p.ID})
+			// As etcd, each bootstrap entry carries its member: applying them
+			// builds the state machine's member list.
+			ctx, err := membership.EncodeAddContext(p)
+			if err != nil {
+				return nil, err
+			}
+			peers = append(peers, raft.Peer{ID: p.ID, Context: ctx})
 		}
 	}
 	m.node, err = raftnode.Start(raftnode.Config{
@@ -148,6 +156,7 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 		Peers:                    peers,
 		Storage:                  rlog,
 		AppliedState:             appliedState(m.store),
+		ConfChangeRefused:        app.ConfChangeRefused,
 		Transport:                m.tr,
 		Logger:                   lg,
 		TickInterval:             cfg.HeartbeatInterval,
@@ -183,12 +192,16 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 		QuotaBackendBytes: cfg.QuotaBytes(),
 		ElectionTimeout:   cfg.ElectionTimeout,
 		IsLearner:         self != nil && self.IsLearner,
+		Peers:             m.tr,
+
+		StrictReconfigCheck: cfg.StrictReconfigCheck,
 
 		AutoCompactionMode:      cfg.AutoCompactionMode,
 		AutoCompactionPeriod:    cfg.AutoCompactionPeriod,
 		AutoCompactionRevisions: cfg.AutoCompactionRevisions,
-		PeerClient:              &http.Client{Transport: &http.Transport{TLSClientConfig: peerDialTLS}},
+		PeerClient:              peerClient,
 	})
+	m.tr.SetMembership(m.srv) // GET /members, and peers removed from the cluster
 
 	// Peer listeners first, so the other members can reach us while we start.
 	for _, u := range cfg.ListenPeerURLs {
@@ -355,7 +368,13 @@ func (m *member) close(ctx context.Context) {
 // loadOrBootstrapCluster returns the cluster and this member's ID: from the data dir
 // when it has been initialised (the --initial-cluster* flags are then ignored, as in
 // etcd), else from the flags, persisting them.
-func loadOrBootstrapCluster(cfg *config.Config, eng storage.Engine, lg *zap.Logger) (*membership.Cluster, uint64, bool, error) {
+//
+// The list is stored as this member's bootstrap list (storage.LocalBootstrapMembers),
+// not as the state machine's: apply builds that one from the conf changes in the log
+// (raft's bootstrap entries carry their members) or takes it from a snapshot, the same
+// on every member. A member joining a running cluster (--initial-cluster-state=existing)
+// takes the cluster ID and member IDs from its peers (join.go).
+func loadOrBootstrapCluster(cfg *config.Config, eng storage.Engine, lg *zap.Logger, peerClient *http.Client) (*membership.Cluster, uint64, bool, error) {
 	idb, err := eng.Get(storage.LocalMemberID)
 	switch {
 	case err == nil:
@@ -363,7 +382,12 @@ func loadOrBootstrapCluster(cfg *config.Config, eng storage.Engine, lg *zap.Logg
 		if err != nil {
 			return nil, 0, false, err
 		}
+		// The state machine's list once it has applied a conf change; until then
+		// the one this member started from.
 		mb, err := eng.Get(storage.MetaMembers)
+		if errors.Is(err, storage.ErrNotFound) {
+			mb, err = eng.Get(storage.LocalBootstrapMembers)
+		}
 		if err != nil {
 			return nil, 0, false, fmt.Errorf("read members: %w", err)
 		}
@@ -376,20 +400,28 @@ func loadOrBootstrapCluster(cfg *config.Config, eng storage.Engine, lg *zap.Logg
 	case !errors.Is(err, storage.ErrNotFound):
 		return nil, 0, false, err
 	}
-	ic, err := membership.ParseInitialCluster(cfg.InitialCluster)
-	if err != nil {
-		return nil, 0, false, err
-	}
-	if err := membership.VerifyBootstrap(cfg.Name, config.URLStrings(cfg.AdvertisePeerURLs), ic); err != nil {
-		return nil, 0, false, err
-	}
-	cl, err := membership.NewCluster(cfg.InitialClusterToken, ic)
-	if err != nil {
-		return nil, 0, false, err
-	}
-	self := cl.MemberByName(cfg.Name)
-	if self == nil {
-		return nil, 0, false, fmt.Errorf("couldn't find local name %q in the initial cluster configuration", cfg.Name)
+	var cl *membership.Cluster
+	var selfID uint64
+	if cfg.InitialClusterState == config.ClusterStateExisting {
+		if cl, selfID, err = clusterFromPeers(cfg, peerClient, lg); err != nil {
+			return nil, 0, false, err
+		}
+	} else {
+		ic, err := membership.ParseInitialCluster(cfg.InitialCluster)
+		if err != nil {
+			return nil, 0, false, err
+		}
+		if err := membership.VerifyBootstrap(cfg.Name, config.URLStrings(cfg.AdvertisePeerURLs), ic); err != nil {
+			return nil, 0, false, err
+		}
+		if cl, err = membership.NewCluster(cfg.InitialClusterToken, ic); err != nil {
+			return nil, 0, false, err
+		}
+		self := cl.MemberByName(cfg.Name)
+		if self == nil {
+			return nil, 0, false, fmt.Errorf("couldn't find local name %q in the initial cluster configuration", cfg.Name)
+		}
+		selfID = self.ID
 	}
 	mb, err := membership.Marshal(cl)
 	if err != nil {
@@ -397,17 +429,17 @@ func loadOrBootstrapCluster(cfg *config.Config, eng storage.Engine, lg *zap.Logg
 	}
 	b := eng.NewBatch()
 	defer b.Close()
-	if err := b.Set(storage.MetaMembers, mb); err != nil {
+	if err := b.Set(storage.LocalBootstrapMembers, mb); err != nil {
 		return nil, 0, false, err
 	}
 	if err := b.Set(storage.MetaClusterID, storage.PutUint64(cl.ID)); err != nil {
 		return nil, 0, false, err
 	}
-	if err := b.Set(storage.LocalMemberID, storage.PutUint64(self.ID)); err != nil {
+	if err := b.Set(storage.LocalMemberID, storage.PutUint64(selfID)); err != nil {
 		return nil, 0, false, err
 	}
 	if err := b.Commit(true); err != nil {
 		return nil, 0, false, err
 	}
-	return cl, self.ID, true, nil
+	return cl, selfID, true, nil
 }

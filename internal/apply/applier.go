@@ -2,8 +2,9 @@
 // (marshaled etcdserverpb.InternalRaftRequest) into MVCC writes with etcd v3.7.3's
 // semantics for Put, DeleteRange, Txn, Range, Compaction and Alarm; it records the
 // member attributes a member publishes (ClusterMemberAttrSet) and the cluster version
-// (ClusterVersionSet, gating request types by version: version.go), and records
-// configuration changes (ApplyConfChange). It owns the meta keys
+// (ClusterVersionSet, gating request types by version: version.go), and applies
+// configuration changes to the member list (PrepareConfChange, CommitConfChange:
+// confchange.go). It owns the meta keys
 // storage.MetaAppliedIndex, MetaAppliedTerm, MetaConfState, MetaAlarms and
 // MetaClusterVersion, and writes MetaMembers with the encoding membership owns.
 //
@@ -75,6 +76,7 @@ type Applier struct {
 	appliedTerm    uint64
 	alarms         alarmSet // includes alarms written into the batch not yet committed
 	clusterVersion Version  // likewise
+	maxLearners    int      // SetMaxLearners; 0: membership.DefaultMaxLearners
 
 	appliedIndex atomic.Uint64
 	mu           sync.Mutex
@@ -188,11 +190,22 @@ func (a *Applier) ApplyConfChange(index, term uint64, cs *raftpb.ConfState) erro
 // verbatim under storage.MetaMembers in the same batch (the membership package owns its
 // encoding).
 func (a *Applier) ApplyConfChangeWithMembers(index, term uint64, cs *raftpb.ConfState, members []byte) error {
+	return a.applyConfChange(index, term, cs, members, false)
+}
+
+// applyConfChange writes the conf state, the member list (when not nil), the index of a
+// refused change (when refused) and the applied index in one batch.
+func (a *Applier) applyConfChange(index, term uint64, cs *raftpb.ConfState, members []byte, refused bool) error {
 	if index <= a.AppliedIndex() {
 		return nil
 	}
 	b := a.eng.NewBatch()
 	defer b.Close()
+	if refused {
+		if err := recordRefused(b, index); err != nil {
+			return err
+		}
+	}
 	v, err := proto.MarshalOptions{Deterministic: true}.Marshal(cs)
 	if err != nil {
 		return fmt.Errorf("apply: encoding conf state: %w", err)

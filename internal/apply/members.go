@@ -40,11 +40,6 @@ func (a *Applier) setMemberAttributes(b storage.Batch, r *membershippb.ClusterMe
 	return &Result{}, nil
 }
 
-// Members returns the member list as last committed.
-func (a *Applier) Members() (*membership.Cluster, error) {
-	raw, err := a.eng.Get(storage.MetaMembers)
-	if err != nil {
-		return nil, err
-	}
-	return membership.Unmarshal(raw)
-}
+// Members returns the member list as last committed: empty (with the cluster ID) until
+// the first conf change that carries a member is applied.
+func (a *Applier) Members() (*membership.Cluster, error) { return a.loadMembers() }

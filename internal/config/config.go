@@ -128,6 +128,11 @@ type Config struct {
 	// InitialElectionTickAdvance (--initial-election-tick-advance, default true): at
 	// start, once peers answer, fast-forward the election clock as etcd does.
 	InitialElectionTickAdvance bool
+	// StrictReconfigCheck (--strict-reconfig-check, default true): refuse a membership
+	// change that would lose quorum, as etcd.
+	StrictReconfigCheck bool
+	// MaxLearners (--max-learners, default 1): the most learners the member list holds.
+	MaxLearners int
 
 	QuotaBackendBytes int64 // --quota-backend-bytes as given; see QuotaBytes
 	MaxRequestBytes   uint  // --max-request-bytes
@@ -186,6 +191,8 @@ func NewConfig() *Config {
 		HeartbeatInterval:          DefaultHeartbeatInterval,
 		ElectionTimeout:            DefaultElectionTimeout,
 		InitialElectionTickAdvance: true,
+		StrictReconfigCheck:        true,
+		MaxLearners:                1,
 		MaxRequestBytes:            DefaultMaxRequestBytes,
 		MaxTxnOps:                  DefaultMaxTxnOps,
 		AutoCompactionMode:         DefaultAutoCompactionMode,

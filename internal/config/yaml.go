@@ -25,6 +25,8 @@ type fileConfig struct {
 	HeartbeatInterval          uint     `json:"heartbeat-interval"`
 	ElectionTimeout            uint     `json:"election-timeout"`
 	InitialElectionTickAdvance bool     `json:"initial-election-tick-advance"`
+	StrictReconfigCheck        bool     `json:"strict-reconfig-check"`
+	MaxLearners                int      `json:"max-learners"`
 	QuotaBackendBytes          int64    `json:"quota-backend-bytes"`
 	MaxTxnOps                  uint     `json:"max-txn-ops"`
 	MaxRequestBytes            uint     `json:"max-request-bytes"`
@@ -69,7 +71,8 @@ func loadFile(path string) (*Config, []string, error) {
 		Name: c.Name, SnapshotCount: c.SnapshotCount, SnapshotCatchUpEntries: c.SnapshotCatchUpEntries,
 		HeartbeatInterval: uint(c.HeartbeatInterval.Milliseconds()), ElectionTimeout: uint(c.ElectionTimeout.Milliseconds()),
 		InitialElectionTickAdvance: c.InitialElectionTickAdvance,
-		MaxTxnOps:                  c.MaxTxnOps, MaxRequestBytes: c.MaxRequestBytes,
+		StrictReconfigCheck:        c.StrictReconfigCheck, MaxLearners: c.MaxLearners,
+		MaxTxnOps: c.MaxTxnOps, MaxRequestBytes: c.MaxRequestBytes,
 		InitialCluster: c.InitialCluster, InitialClusterState: c.InitialClusterState, InitialClusterToken: c.InitialClusterToken,
 		AutoCompactionMode: c.AutoCompactionMode, AutoCompactionRetention: c.AutoCompactionRetention,
 		Logger: c.Logger, LogLevel: c.LogLevel, LogFormat: c.LogFormat, LogOutputs: c.LogOutputs,
@@ -89,6 +92,7 @@ func loadFile(path string) (*Config, []string, error) {
 	c.HeartbeatInterval = time.Duration(fc.HeartbeatInterval) * time.Millisecond
 	c.ElectionTimeout = time.Duration(fc.ElectionTimeout) * time.Millisecond
 	c.InitialElectionTickAdvance = fc.InitialElectionTickAdvance
+	c.StrictReconfigCheck, c.MaxLearners = fc.StrictReconfigCheck, fc.MaxLearners
 	c.QuotaBackendBytes, c.MaxTxnOps, c.MaxRequestBytes = fc.QuotaBackendBytes, fc.MaxTxnOps, fc.MaxRequestBytes
 	c.InitialCluster, c.InitialClusterState, c.InitialClusterToken = fc.InitialCluster, fc.InitialClusterState, fc.InitialClusterToken
 	c.AutoCompactionMode, c.AutoCompactionRetention = fc.AutoCompactionMode, fc.AutoCompactionRetention

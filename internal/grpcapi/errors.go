@@ -50,6 +50,16 @@ var errorMapping = []struct {
 	{server.ErrUnhealthy, rpctypes.ErrGRPCUnhealthy},
 	{server.ErrCorrupt, rpctypes.ErrGRPCCorrupt},
 	{server.ErrNotCapable, rpctypes.ErrGRPCNotCapable},
+	// Membership changes (the Cluster service).
+	{server.ErrIDRemoved, rpctypes.ErrGRPCMemberNotFound},
+	{server.ErrIDNotFound, rpctypes.ErrGRPCMemberNotFound},
+	{server.ErrIDExists, rpctypes.ErrGRPCMemberExist},
+	{server.ErrPeerURLExists, rpctypes.ErrGRPCPeerURLExist},
+	{server.ErrMemberNotLearner, rpctypes.ErrGRPCMemberNotLearner},
+	{server.ErrTooManyLearners, rpctypes.ErrGRPCTooManyLearners},
+	{server.ErrNotEnoughStartedMembers, rpctypes.ErrGRPCMemberNotEnoughStarted},
+	{server.ErrLearnerNotReady, rpctypes.ErrGRPCLearnerNotReady},
+	{server.ErrMemberBadURLs, rpctypes.ErrGRPCMemberBadURLs},
 	// Ours, for features not built yet (and request kinds the state machine does not
 	// implement yet): clients see codes.Unimplemented.
 	{server.ErrUnimplemented, status.Error(codes.Unimplemented, server.ErrUnimplemented.Error())},

@@ -86,19 +86,3 @@ func (s *maintenanceServer) Defragment(ctx context.Context, _ *pb.DefragmentRequ
 	}
 	return &pb.DefragmentResponse{Header: s.hdr.fill(nil)}, nil
 }
-
-// clusterServer is the Cluster service. Only MemberList is served; MemberAdd,
-// MemberRemove, MemberUpdate, MemberPromote answer codes.Unimplemented.
-type clusterServer struct {
-	pb.UnimplementedClusterServer
-	b   Backend
-	hdr header
-}
-
-func (s *clusterServer) MemberList(ctx context.Context, r *pb.MemberListRequest) (*pb.MemberListResponse, error) {
-	members, err := s.b.MemberList(ctx, r.GetLinearizable())
-	if err != nil {
-		return nil, toGRPCError(err)
-	}
-	return &pb.MemberListResponse{Header: s.hdr.fillWithoutRevision(), Members: members}, nil
-}

@@ -154,7 +154,8 @@ func (o Options) withDefaults() Options {
 //
 // Interceptors, outermost first: prometheus metrics, slow-request warning (unary),
 // debug logging of every call (installed only when the logger is enabled at debug
-// level), require-leader check (when b is a LeaderReporter), panic recovery. A panic in
+// level), learner check (when b is a LearnerReporter), require-leader check (when b is
+// a LeaderReporter), panic recovery. A panic in
 // a handler is logged with its value and stack, counted in
 // grpc_req_panics_recovered_total, and answered as codes.Internal (without the panic
 // value); the server keeps running.
@@ -187,6 +188,10 @@ func NewServer(b Backend, opts Options) *grpc.Server {
 		}
 		unary = append(unary, logging.UnaryServerInterceptor(zapLogger(lg), logOpts...))
 		stream = append(stream, logging.StreamServerInterceptor(zapLogger(lg), logOpts...))
+	}
+	if lr, ok := b.(LearnerReporter); ok { // before require-leader, as etcd's
+		unary = append(unary, learnerUnary(lr))
+		stream = append(stream, learnerStream(lr))
 	}
 	if lr, ok := b.(LeaderReporter); ok {
 		unary = append(unary, requireLeaderUnary(lr))

@@ -88,13 +88,15 @@ func (n *Node) Applied(index uint64) {
 
 // ApplyConfChange applies a committed configuration change to raft and returns the
 // resulting configuration, which the state machine must store (storage.MetaConfState).
-// It returns nil if the node stopped meanwhile: do not commit the entry then.
-func (n *Node) ApplyConfChange(cc raftpb.ConfChangeI) *raftpb.ConfState {
+// It fails with ErrStopped if the node stopped before raft applied the change: the
+// caller must then not record the entry (there is no configuration to record, and an
+// empty one would drop every member). It never returns a nil ConfState with a nil error.
+func (n *Node) ApplyConfChange(cc raftpb.ConfChangeI) (*raftpb.ConfState, error) {
 	var cs *raftpb.ConfState
-	if !n.call(func() { cs = n.applyConfChange(cc) }) {
-		return nil
+	if !n.call(func() { cs = n.applyConfChange(cc) }) || cs == nil {
+		return nil, ErrStopped
 	}
-	return cs
+	return cs, nil
 }
 
 // Step hands a message from a peer to raft. It does not wait for raft to take it. A

@@ -57,7 +57,7 @@ func TestStalledApplierRefusesProposalsBeyondTheBound(t *testing.T) {
 					if err := proto.Unmarshal(e.GetData(), cc); err != nil {
 						t.Error(err)
 					}
-					n.ApplyConfChange(cc)
+					_, _ = n.ApplyConfChange(cc)
 				}
 			}
 			if len(ap.Entries) > 0 {

@@ -44,6 +44,10 @@ type member struct {
 	snaps     int            // snapshots installed
 	batches   int            // Applies with entries
 	applyDone chan struct{}
+	// refuse, when set, is a node ID whose conf changes the state machine refuses
+	// (gives raft with NodeId zeroed); refusedAt records their indexes.
+	refuse    uint64
+	refusedAt map[uint64]bool
 }
 
 func dataKey(index uint64) []byte {
@@ -51,7 +55,7 @@ func dataKey(index uint64) []byte {
 }
 
 func newMember(t *testing.T, id uint64, dir string) *member {
-	return &member{t: t, id: id, dir: dir, delivered: map[uint64]int{}}
+	return &member{t: t, id: id, dir: dir, delivered: map[uint64]int{}, refusedAt: map[uint64]bool{}}
 }
 
 func (m *member) logger() *zap.Logger {
@@ -77,6 +81,13 @@ func (m *member) start(cfg Config) {
 	cfg.ID = m.id
 	cfg.Storage = st
 	cfg.AppliedState = appliedStateOf(m.eng)
+	if cfg.ConfChangeRefused == nil {
+		cfg.ConfChangeRefused = func(index uint64) (bool, error) {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			return m.refusedAt[index], nil
+		}
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = m.logger()
 	}
@@ -160,7 +171,18 @@ func (m *member) applyLoop(n *Node, done chan struct{}) {
 				if err := proto.Unmarshal(e.GetData(), cc); err != nil {
 					m.t.Error(err)
 				}
-				cs, _ := proto.Marshal(n.ApplyConfChange(cc))
+				if m.refuse != 0 && cc.GetNodeId() == m.refuse {
+					cc.NodeId = proto.Uint64(0)
+					m.mu.Lock()
+					m.refusedAt[e.GetIndex()] = true
+					m.mu.Unlock()
+				}
+				st, err := n.ApplyConfChange(cc)
+				if err != nil {
+					b.Close()
+					return // stopped: record nothing
+				}
+				cs, _ := proto.Marshal(st)
 				b.Set(storage.MetaConfState, cs)
 			}
 			b.Set(storage.MetaAppliedIndex, storage.PutUint64(e.GetIndex()))

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
 )
 
 // Without a leader a proposal waits until its context ends and then fails with the
@@ -48,8 +49,10 @@ func TestProposalsWithoutLeader(t *testing.T) {
 	if err := m.n.Propose(context.Background(), []byte("w")); !errors.Is(err, ErrStopped) {
 		t.Fatalf("Propose after Stop: %v", err)
 	}
-	if cs := m.n.ApplyConfChange(nil); cs != nil {
-		t.Fatalf("ApplyConfChange after Stop: %v", cs)
+	// A stopped node has no configuration to give: an error, never an empty ConfState
+	// that the state machine would record.
+	if cs, err := m.n.ApplyConfChange(&raftpb.ConfChange{}); cs != nil || !errors.Is(err, ErrStopped) {
+		t.Fatalf("ApplyConfChange after Stop = %v, %v; want nil, ErrStopped", cs, err)
 	}
 	if st := m.n.Status(); st.ID != 0 {
 		t.Fatalf("Status after Stop: %+v", st)

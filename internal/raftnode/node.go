@@ -63,7 +63,8 @@
 //  2. For every entry of type EntryConfChange/EntryConfChangeV2, call ApplyConfChange
 //     (with NodeId zeroed to refuse it) and write the returned ConfState to
 //     storage.MetaConfState, in the same engine batch as the entry's effects and
-//     MetaAppliedIndex/MetaAppliedTerm.
+//     MetaAppliedIndex/MetaAppliedTerm. If it fails (ErrStopped: the node stopped
+//     before raft applied the change) write NOTHING for the entry.
 //  3. After committing that batch (sync not needed) call Applied(last index applied).
 //  4. Every entry is delivered exactly once across restarts: Start reads the applied
 //     index from the engine and does not deliver entries at or below it again (it
@@ -114,8 +115,13 @@ type Config struct {
 	// cmd/metastore reads it with snap.ReadMeta from a snapshot of the store (taken
 	// outside any snapshot install).
 	AppliedState func() (*raftpb.SnapshotMetadata, error)
-	Transport    Transport
-	Logger       *zap.Logger
+	// ConfChangeRefused tells whether the state machine refused the conf change at
+	// index (it then gave raft the change with NodeId zeroed). At restart the loop
+	// re-gives raft the conf changes the state machine applied after the log snapshot,
+	// and must give a refused one refused too. Nil: none was ever refused.
+	ConfChangeRefused func(index uint64) (bool, error)
+	Transport         Transport
+	Logger            *zap.Logger
 
 	TickInterval           time.Duration // etcd --heartbeat-interval; default 100ms
 	ElectionTicks          int           // election timeout / heartbeat interval; default 10
@@ -561,13 +567,22 @@ func (n *Node) hardStateChanges(hs *raftpb.HardState) bool {
 }
 
 // reapplyConfChange gives raft a configuration change the state machine applied
-// before this restart.
+// before this restart, as it gave it then: refused (NodeId zeroed) if it was.
 func (n *Node) reapplyConfChange(e *raftpb.Entry) error {
 	var cc raftpb.ConfChangeI
 	if e.GetType() == raftpb.EntryConfChange {
 		c := &raftpb.ConfChange{}
 		if err := proto.Unmarshal(e.GetData(), c); err != nil {
 			return fmt.Errorf("raftnode: conf change at %d: %w", e.GetIndex(), err)
+		}
+		if n.cfg.ConfChangeRefused != nil {
+			refused, err := n.cfg.ConfChangeRefused(e.GetIndex())
+			if err != nil {
+				return fmt.Errorf("raftnode: conf change at %d: %w", e.GetIndex(), err)
+			}
+			if refused {
+				c.NodeId = proto.Uint64(raft.None)
+			}
 		}
 		cc = c
 	} else {

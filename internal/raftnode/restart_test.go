@@ -2,9 +2,12 @@ package raftnode
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"path/filepath"
 	"testing"
 
+	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 
@@ -107,4 +110,45 @@ func TestRestartFinishesSnapshotInstall(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A conf change the state machine refused (given to raft with NodeId zeroed) stays
+// refused after a restart, when the loop re-gives raft the changes applied since the
+// log snapshot: raft's configuration is the one the state machine recorded.
+func TestRestartKeepsRefusedConfChangeRefused(t *testing.T) {
+	m := newMember(t, 1, t.TempDir())
+	m.refuse = 2
+	m.start(Config{Transport: nopTransport{}, Peers: []raft.Peer{{ID: 1}}})
+	eventually(t, func() string { return "no leader" }, func() bool { return m.n.IsLeader() })
+	for _, id := range []uint64{2, 3} {
+		cc := &raftpb.ConfChange{Type: raftpb.ConfChangeType_ConfChangeAddLearnerNode.Enum(), NodeId: proto.Uint64(id)}
+		if err := m.n.ProposeConfChange(context.Background(), cc); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, func() string { return fmt.Sprintf("learner %d not applied", id) }, func() bool {
+			_, refusedOrAdded := m.n.Status().Config.Learners[3]
+			return id == 2 && len(m.refusedSnapshot()) == 1 || id == 3 && refusedOrAdded
+		})
+	}
+	learners := func() string { return fmt.Sprint(m.n.Status().Config.Learners) }
+	if got := learners(); got != "map[3:{}]" {
+		t.Fatalf("learners before the restart: %s", got)
+	}
+	m.stop()
+	m.start(Config{Transport: nopTransport{}})
+	defer m.stop()
+	eventually(t, func() string { return "no leader after restart" }, func() bool { return m.n.IsLeader() })
+	if got := learners(); got != "map[3:{}]" {
+		t.Fatalf("learners after the restart: %s, want only 3 (2 was refused)", got)
+	}
+}
+
+func (m *member) refusedSnapshot() map[uint64]bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := map[uint64]bool{}
+	for k, v := range m.refusedAt {
+		out[k] = v
+	}
+	return out
 }

@@ -55,6 +55,11 @@ type Config struct {
 	// ElectionTimeout and TickInterval give the request timeout: 5s + 2 election timeouts.
 	ElectionTimeout time.Duration
 	IsLearner       bool
+	// Peers is the transport, whose peers follow the applied conf changes (nil: none).
+	Peers Peers
+	// StrictReconfigCheck refuses a membership change that would lose quorum
+	// (etcd's --strict-reconfig-check, default true).
+	StrictReconfigCheck bool
 	// AutoCompactionMode is "periodic" or "revision"; with AutoCompactionPeriod or
 	// AutoCompactionRevisions zero there is no auto compaction.
 	AutoCompactionMode      string
@@ -100,6 +105,11 @@ type Server struct {
 	// is closed, is why the server stopped on its own (Err).
 	stopOnce sync.Once
 	stopErr  error
+
+	// learner is whether this member is a learner (members.go keeps it current).
+	learner atomic.Bool
+	// confMu lets one membership change at a time be proposed from this member.
+	confMu sync.Mutex
 }
 
 // New starts the apply loop and the linearizable-read loop. The raftnode must already
@@ -128,6 +138,7 @@ func New(cfg Config) *Server {
 	case cfg.MaxInflightBytes > 0:
 		s.admit.limit = cfg.MaxInflightBytes
 	}
+	s.learner.Store(cfg.IsLearner)
 	s.wg.Add(6)
 	go s.watchNode()
 	go s.monitorVersion()
@@ -173,6 +184,9 @@ func (s *Server) applyLoop() {
 				return
 			}
 			if err := s.applyAll(ap); err != nil {
+				if isStoppedNode(err) {
+					return // watchNode stops the server and says why
+				}
 				// The state machine cannot go on from a failed apply: its state
 				// would diverge from the log. Stop serving; a restart replays.
 				s.lg.Error("apply failed; stopping the server", zap.Error(err))
@@ -238,6 +252,7 @@ func (s *Server) installSnapshot(ap raftnode.Apply) error {
 		return err
 	}
 	s.lg.Info("installed snapshot", zap.Uint64("index", idx), zap.Int64("revision", s.store.Rev()))
+	s.syncPeers()
 	return nil
 }
 
@@ -254,32 +269,6 @@ func (s *Server) applyNormal(ents []*raftpb.Entry) error {
 		if r.ID != 0 {
 			s.waits.trigger(r.ID, r.Result)
 		}
-	}
-	return nil
-}
-
-func (s *Server) applyConfChange(e *raftpb.Entry) error {
-	if e.GetIndex() <= s.app.AppliedIndex() {
-		return nil
-	}
-	var cc raftpb.ConfChangeI
-	switch e.GetType() {
-	case raftpb.EntryType_EntryConfChange:
-		var v1 raftpb.ConfChange
-		if err := proto.Unmarshal(e.GetData(), &v1); err != nil {
-			return fmt.Errorf("decode conf change at %d: %w", e.GetIndex(), err)
-		}
-		cc = &v1
-	default:
-		var v2 raftpb.ConfChangeV2
-		if err := proto.Unmarshal(e.GetData(), &v2); err != nil {
-			return fmt.Errorf("decode conf change at %d: %w", e.GetIndex(), err)
-		}
-		cc = &v2
-	}
-	cs := s.node.ApplyConfChange(cc)
-	if err := s.app.ApplyConfChange(e.GetIndex(), e.GetTerm(), cs); err != nil {
-		return err
 	}
 	return nil
 }

@@ -52,7 +52,7 @@ func (s *Server) Status(ctx context.Context) (*pb.StatusResponse, error) {
 		RaftIndex:        s.node.CommittedIndex(),
 		RaftTerm:         s.node.Term(),
 		RaftAppliedIndex: s.applied.appliedIndex(),
-		IsLearner:        s.cfg.IsLearner,
+		IsLearner:        s.learner.Load(),
 	}
 	resp.DowngradeInfo = &pb.DowngradeInfo{}
 	if resp.Leader == 0 {

@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/metastore/metastore/internal/apply"
+	"github.com/metastore/metastore/internal/membership"
 	"github.com/metastore/metastore/internal/mvcc"
 	"github.com/metastore/metastore/internal/raftnode"
 	"github.com/metastore/metastore/internal/storage"
@@ -25,6 +26,13 @@ var translations = []struct {
 	{apply.ErrKeyNotFound, ErrKeyNotFound},
 	{apply.ErrCorrupt, ErrCorrupt},
 	{apply.ErrNotCapable, ErrNotCapable},
+	// Membership changes the member list refused (confchange.go).
+	{membership.ErrIDRemoved, ErrIDRemoved},
+	{membership.ErrIDExists, ErrIDExists},
+	{membership.ErrIDNotFound, ErrIDNotFound},
+	{membership.ErrPeerURLexists, ErrPeerURLExists},
+	{membership.ErrMemberNotLearner, ErrMemberNotLearner},
+	{membership.ErrTooManyLearners, ErrTooManyLearners},
 	// A request kind the state machine does not implement yet (leases, auth).
 	{apply.ErrUnsupported, ErrUnimplemented},
 	// Lower layers stopped under a request during shutdown: etcd's "server stopped",

@@ -89,12 +89,20 @@ var (
 	MetaAlarms           = MetaKey("alarms")            // active alarms, owned by apply
 	MetaClusterVersion   = MetaKey("cluster_version")   // "major.minor.0" the cluster runs at, owned by apply
 	MetaClusterID        = MetaKey("cluster_id")        // uint64 BE
+	MetaConfRefused      = MetaKey("conf_refused")      // uint64 BE indexes of conf changes apply refused, ascending
 	MetaSnapshotInstall  = MetaKey("snapshot_install")  // set while a snapshot is being installed
 )
 
 // LocalMemberID holds this member's ID (uint64 BE). It is not part of the state machine:
 // a snapshot from another member must not overwrite it.
 var LocalMemberID = []byte{PrefixLocal, 'm', 'e', 'm', 'b', 'e', 'r', '_', 'i', 'd'}
+
+// LocalBootstrapMembers holds the member list this member started from (membership's
+// encoding): the one --initial-cluster gave, or, for a member that joined a running
+// cluster, the one its peers' GET /members gave. cmd reads it for the transport's peers
+// until the state machine has a list of its own (MetaMembers, written only by apply, from
+// the conf changes in the log or a snapshot). Not part of the state machine.
+var LocalBootstrapMembers = []byte{PrefixLocal, 'b', 'o', 'o', 't', 's', 't', 'r', 'a', 'p', '_', 'm', 'e', 'm', 'b', 'e', 'r', 's'}
 
 // MetaKey returns the key of the state-machine metadata entry name.
 func MetaKey(name string) []byte { return append([]byte{PrefixMeta}, name...) }

@@ -46,6 +46,8 @@ func (t *Transport) Handler() http.Handler {
 	mux.HandleFunc(pathStream, t.handleStream)
 	mux.HandleFunc(pathSnapshot, t.handleSnapshot)
 	mux.HandleFunc(pathProbe, t.handleProbe)
+	mux.HandleFunc(pathMembers, t.handleMembers)
+	mux.HandleFunc(pathPromote, t.handlePromote)
 	if t.cfg.ServerVersion != "" {
 		mux.HandleFunc(pathVersion, t.handleVersion)
 	}
@@ -64,6 +66,9 @@ func (t *Transport) checkPeer(w http.ResponseWriter, r *http.Request) bool {
 		t.lg.Warn("rejected peer request from another cluster", zap.String("from", r.Header.Get(hdrFrom)),
 			zap.String("remote-cluster-id", got), zap.String("local-cluster-id", want))
 		http.Error(w, fmt.Sprintf("cluster ID mismatch: local %s, remote %s", want, got), http.StatusPreconditionFailed)
+		return false
+	}
+	if t.refuseRemoved(w, r) {
 		return false
 	}
 	if got, want := r.Header.Get(hdrTo), idString(t.cfg.ID); got != want {

@@ -86,6 +86,7 @@ func (p *peer) url() string {
 
 // failed moves to the next URL after a failure on u.
 func (p *peer) failed(u string, err error) {
+	p.t.maybeRemoved(err)
 	p.mu.Lock()
 	if len(p.urls) > 0 && p.urls[p.urlIdx%len(p.urls)] == u {
 		p.urlIdx++
@@ -138,6 +139,9 @@ func checkResponse(resp *http.Response) error {
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	if resp.StatusCode/100 == 2 {
 		return nil
+	}
+	if resp.StatusCode == http.StatusGone {
+		return fmt.Errorf("%w: %s", ErrMemberRemoved, strings.TrimSpace(string(msg)))
 	}
 	if resp.StatusCode == http.StatusPreconditionFailed {
 		return fmt.Errorf("%w: %s", ErrClusterIDMismatch, strings.TrimSpace(string(msg)))

@@ -10,9 +10,12 @@
 //	POST /raft/snapshot   body: uvarint(len) MsgSnap, then the snap stream -> 204
 //	GET  /raft/probe      -> 200 {"id":"…","cluster_id":"…"}
 //	GET  /version         -> 200 {"etcdserver":"…","etcdcluster":"…"} (when configured)
+//	GET  /members         -> 200 [member…] with X-Etcd-Cluster-ID, as etcd (members.go)
+//	POST /members/promote/<id> -> a forwarded MemberPromote, as etcd (members.go)
 //
 // Every POST carries X-Metastore-Cluster-ID, -From and -To (hex). A receiver answers
-// 412 Precondition Failed to a different cluster ID or a To that is not itself, and
+// 412 Precondition Failed to a different cluster ID or a To that is not itself, and 410
+// Gone to a From that was removed from the cluster (the sender then stops itself), and
 // processes nothing.
 //
 // Sending never blocks the caller: each peer has a bounded queue drained by one
@@ -119,6 +122,9 @@ type Transport struct {
 	snapClient   *http.Client // snapshot streams: no overall timeout
 
 	raftp atomic.Pointer[raftBox]
+	// membersp and removedOnce: the member list (members.go).
+	membersp    atomic.Pointer[membershipBox]
+	removedOnce atomic.Bool
 
 	mu    sync.Mutex
 	peers map[uint64]*peer
