@@ -182,6 +182,7 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 		MaxRequestBytes:   cfg.MaxRequestBytes,
 		QuotaBackendBytes: cfg.QuotaBytes(),
 		ElectionTimeout:   cfg.ElectionTimeout,
+		HeartbeatInterval: cfg.HeartbeatInterval,
 		IsLearner:         self != nil && self.IsLearner,
 
 		AutoCompactionMode:      cfg.AutoCompactionMode,
@@ -197,7 +198,7 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 			return nil, fmt.Errorf("listen on peer URL %s: %w", u.String(), err)
 		}
 		m.listeners = append(m.listeners, l)
-		hs := &http.Server{Handler: h2c.NewHandler(m.tr.Handler(), &http2.Server{}), ReadHeaderTimeout: 10 * time.Second}
+		hs := &http.Server{Handler: h2c.NewHandler(peerHandler(m.tr.Handler(), m.srv), &http2.Server{}), ReadHeaderTimeout: 10 * time.Second}
 		m.peerHTTP = append(m.peerHTTP, hs)
 		m.wg.Add(1)
 		go func() { defer m.wg.Done(); _ = hs.Serve(l) }()
@@ -248,6 +249,16 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 		lg.Info("ready to serve client requests")
 	}()
 	return m, nil
+}
+
+// peerHandler serves the peer protocol and, as etcd, the lease requests a follower
+// forwards to the leader (server.PathLeases, server.PathLeaseInternal).
+func peerHandler(tr http.Handler, srv *server.Server) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/", tr)
+	mux.Handle(server.PathLeases, srv.LeaseHandler())
+	mux.Handle(server.PathLeaseInternal, srv.LeaseHandler())
+	return mux
 }
 
 // appliedState is raftnode's Config.AppliedState: the position the state machine

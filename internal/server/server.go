@@ -23,6 +23,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/metastore/metastore/internal/apply"
+	"github.com/metastore/metastore/internal/lessor"
 	"github.com/metastore/metastore/internal/mvcc"
 	"github.com/metastore/metastore/internal/raftnode"
 	"github.com/metastore/metastore/internal/snap"
@@ -54,7 +55,10 @@ type Config struct {
 	QuotaBackendBytes int64
 	// ElectionTimeout and TickInterval give the request timeout: 5s + 2 election timeouts.
 	ElectionTimeout time.Duration
-	IsLearner       bool
+	// HeartbeatInterval with ElectionTimeout gives the minimum lease TTL, as etcd's
+	// (lease.go); 0 is 100ms.
+	HeartbeatInterval time.Duration
+	IsLearner         bool
 	// AutoCompactionMode is "periodic" or "revision"; with AutoCompactionPeriod or
 	// AutoCompactionRevisions zero there is no auto compaction.
 	AutoCompactionMode      string
@@ -75,6 +79,7 @@ type Server struct {
 	app   *apply.Applier
 
 	ids     *idGenerator
+	lessor  *lessor.Lessor // the leader's lease expiry (lease.go)
 	waits   *waitRegistry
 	applied *indexWaiter
 
@@ -125,6 +130,7 @@ func New(cfg Config) *Server {
 	go s.linearizableReadLoop()
 	go s.watchLeader()
 	go s.runAutoCompaction(cfg.AutoCompactionMode, cfg.AutoCompactionPeriod, cfg.AutoCompactionRevisions)
+	s.startLessor()
 	return s
 }
 

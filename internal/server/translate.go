@@ -19,6 +19,8 @@ var translations = []struct {
 	{mvcc.ErrFutureRev, ErrFutureRev},
 	{apply.ErrNoSpace, ErrNoSpace},
 	{apply.ErrLeaseNotFound, ErrLeaseNotFound},
+	{apply.ErrLeaseExists, ErrLeaseExists},
+	{apply.ErrLeaseTTLTooLarge, ErrLeaseTTLTooLarge},
 	{apply.ErrTooManyOps, ErrTooManyOps},
 	{apply.ErrDuplicateKey, ErrDuplicateKey},
 	{apply.ErrEmptyKey, ErrEmptyKey},
