@@ -154,6 +154,15 @@ func (s *Server) checkpointLeases() {
 	}
 }
 
+// leasesReloaded brings the lessor in line with a lease table that a snapshot install
+// replaced: a primary lessor starts again from the table's checkpoints.
+func (s *Server) leasesReloaded() {
+	if s.lessor.Primary() {
+		s.lessor.Demote()
+		s.lessor.Promote()
+	}
+}
+
 // LeaseGrant proposes a grant. A zero ID is replaced by one from the ID generator; a TTL
 // below the minimum is raised to it (etcd raises it in its lessor; we do it before
 // proposing, so apply needs no configuration).

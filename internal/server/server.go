@@ -233,6 +233,7 @@ func (s *Server) installSnapshot(ap raftnode.Apply) error {
 	if err != nil {
 		return err
 	}
+	s.leasesReloaded()
 	s.lg.Info("installed snapshot", zap.Uint64("index", idx), zap.Int64("revision", s.store.Rev()))
 	return nil
 }
