@@ -247,3 +247,47 @@ func TestLeaseCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestLeaseSurvivesFullRestart: every member killed at once and restarted; the lease
+// goes on from its checkpoint (not its whole TTL) and its key expires with it.
+func TestLeaseSurvivesFullRestart(t *testing.T) {
+	c := newCluster(t, binary{"metastore", metastoreBin}, 3)
+	cli := c.client()
+	ctx := ctxT(t)
+	g, err := cli.Grant(ctx, 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	granted := time.Now()
+	if _, err := cli.Put(ctx, "kept", "v", clientv3.WithLease(g.ID)); err != nil {
+		t.Fatal(err)
+	}
+	// Checkpoints every 2s (a tenth of 20s): let 7s pass.
+	for time.Since(granted) < 7*time.Second {
+		time.Sleep(100 * time.Millisecond)
+	}
+	killed := time.Now()
+	for i := range c.members {
+		c.kill(i)
+	}
+	for i := range c.members {
+		c.start(i)
+	}
+	for i := range c.members {
+		c.waitReady(i)
+	}
+	cli2 := c.client()
+	r, err := cli2.TimeToLive(ctx, g.ID, clientv3.WithAttachedKeys())
+	if err != nil {
+		t.Fatal(err)
+	}
+	left := granted.Add(20 * time.Second).Sub(killed)
+	if r.GrantedTTL != 20 || r.TTL >= 20 || time.Duration(r.TTL)*time.Second > left+3*time.Second || len(r.Keys) != 1 {
+		t.Fatalf("after a full restart: %v (%v remained at the kill)", r, left)
+	}
+	gone := waitGone(t, cli2, "kept", 30*time.Second)
+	// At least what remained, counted from the kill; the downtime comes on top.
+	if d := gone.Sub(killed); d < left-time.Second {
+		t.Fatalf("key gone %v after the kill; %v remained", d, left)
+	}
+}
