@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 	"go.uber.org/zap"
@@ -49,6 +50,7 @@ type member struct {
 	tr        *transport.Transport
 	srv       *server.Server
 	grpc      *grpc.Server
+	inproc    *clientv3.Client // serves v3lock and v3election (lockelect.go)
 	listeners []net.Listener
 	peerHTTP  []*http.Server
 	wg        sync.WaitGroup
@@ -217,6 +219,9 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 		MaxTxnOps:       cfg.MaxTxnOps,
 		Registry:        reg,
 	})
+	if m.inproc, err = serveLockElection(m.grpc, lg); err != nil {
+		return nil, fmt.Errorf("in-process client for v3lock and v3election: %w", err)
+	}
 	mux := grpcapi.NewHTTPMux(m.srv, reg, lg)
 	if cfg.EnablePprof {
 		lg.Info("pprof is enabled", zap.String("path", grpcapi.PathPprof))
@@ -323,6 +328,9 @@ func (m *member) close(ctx context.Context) {
 	case <-m.stopc:
 	default:
 		close(m.stopc)
+	}
+	if m.inproc != nil {
+		_ = m.inproc.Close()
 	}
 	if m.grpc != nil {
 		stopped := make(chan struct{})

@@ -59,6 +59,11 @@ var rules = []struct {
 		why:     "the leader's expiry schedule decides when, and proposes nothing itself",
 	},
 	{
+		pkg:     "internal/lockelect",
+		notDeps: []string{"internal/server", "internal/apply", "internal/mvcc", "internal/raftnode", "internal/grpcapi", "internal/lease", "internal/lessor", "internal/storage"},
+		why:     "v3lock and v3election go through the clientv3 client they are given, as etcd's",
+	},
+	{
 		pkg:     "internal/raftnode",
 		notDeps: []string{"internal/server", "internal/apply", "internal/grpcapi", "internal/mvcc", "internal/clientport", "internal/snap"},
 		why:     "the Ready loop does not apply entries nor know the state machine (its position comes through Config.AppliedState) or the client API",
@@ -342,6 +347,7 @@ func TestRulesCatchViolations(t *testing.T) {
 		"internal/clientport":     ours("internal/grpcapi"),
 		"internal/lease":          append(ours("internal/storage"), "time"),
 		"internal/lessor":         append(ours("internal/lease"), "time"),
+		"internal/lockelect":      {"go.etcd.io/etcd/client/v3"},
 	}}
 	for i := range m.imports {
 		sort.Strings(m.imports[i])
