@@ -66,6 +66,8 @@ func (s *Server) startLessor() {
 	go s.runLessor()
 }
 
+var timeNow = time.Now
+
 func (s *Server) isLeader() bool { return s.node.Leader() == s.cfg.MemberID }
 
 // runLessor promotes and demotes the lessor as leadership changes, and on the leader
@@ -252,9 +254,9 @@ func (s *Server) renewLocal(ctx context.Context, id int64) (int64, error) {
 		return -1, err
 	}
 	if needCP {
-		cp := &pb.InternalRaftRequest{LeaseCheckpoint: &pb.LeaseCheckpointRequest{Checkpoints: []*pb.LeaseCheckpoint{{ID: id}}}}
+		cp := &pb.InternalRaftRequest{LeaseCheckpoint: &pb.LeaseCheckpointRequest{}}
 		if s.checkCapable(cp) == nil {
-			if _, err := s.proposeFor(ctx, cp); err != nil {
+			if err := s.resetCheckpoint(ctx, id); err != nil {
 				return -1, err
 			}
 		}
