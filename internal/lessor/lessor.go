@@ -58,6 +58,12 @@ type Config struct {
 	RevokeRetry time.Duration
 }
 
+// event is a grant (or a revoke) that happened while Promote built the schedule.
+type event struct {
+	id, ttl int64
+	revoked bool
+}
+
 // Checkpoint is a remaining TTL to replicate, in seconds.
 type Checkpoint struct{ ID, Remaining int64 }
 
@@ -75,11 +81,13 @@ type Lessor struct {
 	cfg Config
 	src Source
 
-	mu      sync.Mutex
-	primary bool
-	leases  map[int64]*item
-	exp     byExpiry
-	cp      byCheckpoint
+	mu        sync.Mutex
+	primary   bool
+	promoting bool    // Promote is building the schedule
+	during    []event // grants and revokes while promoting, replayed after
+	leases    map[int64]*item
+	exp       byExpiry
+	cp        byCheckpoint
 }
 
 // New returns a Lessor that is not primary.
@@ -112,18 +120,23 @@ func (l *Lessor) cpDelay(ttl int64) time.Duration {
 
 // Promote makes the Lessor primary: every lease of the table expires after its
 // checkpointed remaining TTL (its whole TTL if none), at least MinAfterPromote from now.
+// The schedule is built without holding the lock (a million leases take most of a
+// second), so grants and revokes applied meanwhile are not held up: they are recorded
+// and replayed on top of it.
 func (l *Lessor) Promote() {
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.primary {
+	if l.primary || l.promoting {
+		l.mu.Unlock()
 		return
 	}
-	l.primary = true
+	l.promoting, l.during = true, nil
+	l.mu.Unlock()
+
 	now := l.cfg.Clock.Now()
 	list := l.src.List()
-	l.leases = make(map[int64]*item, len(list))
-	l.exp = make(byExpiry, 0, len(list))
-	l.cp = make(byCheckpoint, 0, len(list))
+	leases := make(map[int64]*item, len(list))
+	exp := make(byExpiry, 0, len(list))
+	cp := make(byCheckpoint, 0, len(list))
 	for _, in := range list {
 		rem := in.Remaining
 		if rem <= 0 {
@@ -131,20 +144,42 @@ func (l *Lessor) Promote() {
 		}
 		it := &item{id: in.ID, ttl: in.TTL, expiry: now.Add(max(seconds(rem), l.cfg.MinAfterPromote))}
 		it.nextCP = now.Add(l.cpDelay(in.TTL))
-		l.leases[in.ID] = it
-		it.expIdx, it.cpIdx = len(l.exp), len(l.cp)
-		l.exp = append(l.exp, it)
-		l.cp = append(l.cp, it)
+		leases[in.ID] = it
+		it.expIdx, it.cpIdx = len(exp), len(cp)
+		exp = append(exp, it)
+		cp = append(cp, it)
 	}
-	heap.Init(&l.exp)
-	heap.Init(&l.cp)
+	heap.Init(&exp)
+	heap.Init(&cp)
+
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.promoting {
+		return // demoted meanwhile
+	}
+	l.leases, l.exp, l.cp = leases, exp, cp
+	l.promoting, l.primary = false, true
+	for _, ev := range l.during {
+		if ev.revoked {
+			l.remove(ev.id)
+		} else {
+			l.remove(ev.id)
+			l.add(l.newItem(ev.id, ev.ttl))
+		}
+	}
+	l.during = nil
+}
+
+func (l *Lessor) newItem(id, ttl int64) *item {
+	now := l.cfg.Clock.Now()
+	return &item{id: id, ttl: ttl, expiry: now.Add(seconds(ttl)), nextCP: now.Add(l.cpDelay(ttl))}
 }
 
 // Demote drops every expiry: another member leads.
 func (l *Lessor) Demote() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.primary = false
+	l.primary, l.promoting, l.during = false, false, nil
 	l.leases = map[int64]*item{}
 	l.exp, l.cp = nil, nil
 }
@@ -160,18 +195,23 @@ func (l *Lessor) Primary() bool {
 func (l *Lessor) Granted(id, ttl int64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.promoting {
+		l.during = append(l.during, event{id: id, ttl: ttl})
+	}
 	if !l.primary {
 		return
 	}
 	l.remove(id)
-	now := l.cfg.Clock.Now()
-	l.add(&item{id: id, ttl: ttl, expiry: now.Add(seconds(ttl)), nextCP: now.Add(l.cpDelay(ttl))})
+	l.add(l.newItem(id, ttl))
 }
 
 // Revoked is lease.Listener's.
 func (l *Lessor) Revoked(id int64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.promoting {
+		l.during = append(l.during, event{id: id, revoked: true})
+	}
 	l.remove(id)
 }
 

@@ -171,3 +171,30 @@ func TestPromoteContinuesFromCheckpoint(t *testing.T) {
 		t.Fatal("a demoted lessor still tracks leases")
 	}
 }
+
+// hookSource runs during before listing: grants and revokes applied while Promote
+// builds its schedule.
+type hookSource struct {
+	table
+	during func()
+}
+
+func (h hookSource) List() []lease.Info { out := h.table.List(); h.during(); return out }
+
+func TestPromoteKeepsGrantsAndRevokesMeanwhile(t *testing.T) {
+	c := &fakeClock{now: time.Unix(1000, 0)}
+	var l *Lessor
+	src := hookSource{table: table{1: {ID: 1, TTL: 10}, 2: {ID: 2, TTL: 10}}}
+	src.during = func() { l.Granted(3, 5); l.Revoked(1) }
+	l = New(src, Config{Clock: c})
+	l.Promote()
+	if l.Len() != 2 {
+		t.Fatalf("tracks %d leases, want 2 (2 and 3)", l.Len())
+	}
+	if _, err := l.Remaining(1); !errors.Is(err, ErrLeaseNotFound) {
+		t.Fatalf("revoked lease 1 still tracked: %v", err)
+	}
+	if rem, err := l.Remaining(3); err != nil || rem != 5*time.Second {
+		t.Fatalf("lease 3 granted while promoting: %v, %v", rem, err)
+	}
+}

@@ -111,16 +111,23 @@ func (s *Server) revokeExpired() {
 		if len(ids) == 0 {
 			return
 		}
-		errc := make(chan error, len(ids))
+		type result struct {
+			id  int64
+			err error
+		}
+		done := make(chan result, len(ids))
 		for _, id := range ids {
 			go func() {
 				_, err := s.proposeFor(context.Background(), &pb.InternalRaftRequest{LeaseRevoke: &pb.LeaseRevokeRequest{ID: id}})
-				errc <- err
+				done <- result{id, err}
 			}()
 		}
 		failed := 0
 		for range ids {
-			if err := <-errc; err != nil && !errors.Is(err, lease.ErrLeaseNotFound) {
+			switch r := <-done; {
+			case errors.Is(r.err, lease.ErrLeaseNotFound):
+				s.lessor.Revoked(r.id) // revoked already: forget it
+			case r.err != nil:
 				failed++
 			}
 		}
