@@ -85,24 +85,25 @@ func TestCheckpointAndRenew(t *testing.T) {
 	s := startTestMember(t, 0).srv
 	ctx := context.Background()
 	setVersion(t, s, "3.7")
-	g, err := s.LeaseGrant(ctx, &pb.LeaseGrantRequest{TTL: 5})
+	// A 20s lease is checkpointed every 2s (a tenth of its TTL).
+	g, err := s.LeaseGrant(ctx, &pb.LeaseGrantRequest{TTL: 20})
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "a checkpoint", func() bool {
+	waitFor(t, 15*time.Second, "a checkpoint", func() bool {
 		in, _ := s.app.Leases().Get(g.ID)
-		return in.Remaining > 0 && in.Remaining <= 5
+		return in.Remaining > 0 && in.Remaining < 20
 	})
 	ttl, err := s.LeaseRenew(ctx, g.ID)
-	if err != nil || ttl != 5 {
+	if err != nil || ttl != 20 {
 		t.Fatalf("renew = %d, %v", ttl, err)
 	}
 	// The reset is applied before the answer (a later checkpoint may follow it).
-	if in, _ := s.app.Leases().Get(g.ID); in.Remaining != 0 && in.Remaining < 4 {
+	if in, _ := s.app.Leases().Get(g.ID); in.Remaining != 0 && in.Remaining < 18 {
 		t.Fatalf("after the renewal the table holds %+v", in)
 	}
 	tl, err := s.LeaseTimeToLive(ctx, &pb.LeaseTimeToLiveRequest{ID: g.ID})
-	if err != nil || tl.GrantedTTL != 5 || tl.TTL < 3 {
+	if err != nil || tl.GrantedTTL != 20 || tl.TTL < 15 {
 		t.Fatalf("time-to-live = %v, %v", tl, err)
 	}
 }
