@@ -80,7 +80,7 @@ type Server struct {
 
 	ids     *idGenerator
 	lessor  *lessor.Lessor // the leader's lease expiry (lease.go)
-	cpReset cpResetter     // checkpoint resets of renewed leases (leasecp.go)
+	cpReset cpResetter     // checkpoint resets of renewed leases (lease.go)
 	waits   *waitRegistry
 	applied *indexWaiter
 
