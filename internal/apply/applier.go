@@ -1,6 +1,7 @@
 // Package apply owns the replicated state machine: it turns committed Raft entries
 // (marshaled etcdserverpb.InternalRaftRequest) into MVCC writes with etcd v3.7.3's
-// semantics for Put, DeleteRange, Txn, Range, Compaction and Alarm; it records the
+// semantics for Put, DeleteRange, Txn, Range, Compaction, Alarm and the lease requests
+// (LeaseGrant, LeaseRevoke, LeaseCheckpoint, into internal/lease's table: lease.go); it records the
 // member attributes a member publishes (ClusterMemberAttrSet) and the cluster version
 // (ClusterVersionSet, gating request types by version: version.go), and records
 // configuration changes (ApplyConfChange). It owns the meta keys

@@ -24,7 +24,7 @@ var (
 	// ErrCorrupt answers every key-value request while a CORRUPT alarm is active.
 	ErrCorrupt = errors.New("etcdserver: corrupt cluster")
 	// ErrUnsupported is what CheckCapable and ReadTxn refuse a request with that this
-	// build does not implement (leases, auth), before it is proposed. Such a request in
+	// build does not implement (auth), before it is proposed. Such a request in
 	// a committed entry is not answered: it is fatal (ErrUnknownRequest).
 	ErrUnsupported = errors.New("apply: unsupported request")
 	// ErrNotCapable answers a request whose type needs a cluster version above the one

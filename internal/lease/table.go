@@ -5,7 +5,7 @@
 // The table is written only by the state machine (apply), in the engine batch of the
 // entry being applied, so every member holds the same leases at the same applied index.
 // Like apply it has no clock: when a lease expires is the leader's business
-// (internal/lease/expiry), which learns of grants and revokes through a Listener and
+// (internal/lessor), which learns of grants and revokes through a Listener and
 // turns expiries into LeaseRevoke proposals. The table must not decide expiry, touch
 // the key-value versions (apply deletes a revoked lease's keys through mvcc), or know
 // Raft or gRPC.

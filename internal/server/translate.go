@@ -27,7 +27,7 @@ var translations = []struct {
 	{apply.ErrKeyNotFound, ErrKeyNotFound},
 	{apply.ErrCorrupt, ErrCorrupt},
 	{apply.ErrNotCapable, ErrNotCapable},
-	// A request kind the state machine does not implement yet (leases, auth).
+	// A request kind the state machine does not implement yet (auth).
 	{apply.ErrUnsupported, ErrUnimplemented},
 	// Lower layers stopped under a request during shutdown: etcd's "server stopped",
 	// which clients treat as retryable on another endpoint.
