@@ -25,10 +25,10 @@ conformance:
 	tests/conformance/run.sh
 
 robustness-short:
-	$(MAKE) -C tests/robustness short-kv
+	$(MAKE) -C tests/robustness short-kv-lease
 
 robustness:
-	$(MAKE) -C tests/robustness long-kv
+	$(MAKE) -C tests/robustness long-kv-lease
 
 # Side-by-side MetaStore vs etcd v3.7.3 (docs/BENCHMARKS.md), e.g. make bench-compare ARGS="--rounds 3".
 bench-compare:

@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 	"go.uber.org/zap"
@@ -49,6 +50,7 @@ type member struct {
 	tr        *transport.Transport
 	srv       *server.Server
 	grpc      *grpc.Server
+	inproc    *clientv3.Client // serves v3lock and v3election (lockelect.go)
 	listeners []net.Listener
 	peerHTTP  []*http.Server
 	wg        sync.WaitGroup
@@ -191,6 +193,7 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 		MaxRequestBytes:   cfg.MaxRequestBytes,
 		QuotaBackendBytes: cfg.QuotaBytes(),
 		ElectionTimeout:   cfg.ElectionTimeout,
+		HeartbeatInterval: cfg.HeartbeatInterval,
 		IsLearner:         self != nil && self.IsLearner,
 		Peers:             m.tr,
 
@@ -210,7 +213,7 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 			return nil, fmt.Errorf("listen on peer URL %s: %w", u.String(), err)
 		}
 		m.listeners = append(m.listeners, l)
-		hs := &http.Server{Handler: h2c.NewHandler(m.tr.Handler(), &http2.Server{}), ReadHeaderTimeout: 10 * time.Second}
+		hs := &http.Server{Handler: h2c.NewHandler(peerHandler(m.tr.Handler(), m.srv), &http2.Server{}), ReadHeaderTimeout: 10 * time.Second}
 		m.peerHTTP = append(m.peerHTTP, hs)
 		m.wg.Add(1)
 		go func() { defer m.wg.Done(); _ = hs.Serve(l) }()
@@ -229,6 +232,9 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 		MaxTxnOps:       cfg.MaxTxnOps,
 		Registry:        reg,
 	})
+	if m.inproc, err = serveLockElection(m.grpc, lg); err != nil {
+		return nil, fmt.Errorf("in-process client for v3lock and v3election: %w", err)
+	}
 	mux := grpcapi.NewHTTPMux(m.srv, reg, lg)
 	if cfg.EnablePprof {
 		lg.Info("pprof is enabled", zap.String("path", grpcapi.PathPprof))
@@ -261,6 +267,16 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 		lg.Info("ready to serve client requests")
 	}()
 	return m, nil
+}
+
+// peerHandler serves the peer protocol and, as etcd, the lease requests a follower
+// forwards to the leader (server.PathLeases, server.PathLeaseInternal).
+func peerHandler(tr http.Handler, srv *server.Server) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/", tr)
+	mux.Handle(server.PathLeases, srv.LeaseHandler())
+	mux.Handle(server.PathLeaseInternal, srv.LeaseHandler())
+	return mux
 }
 
 // appliedState is raftnode's Config.AppliedState: the position the state machine
@@ -325,6 +341,9 @@ func (m *member) close(ctx context.Context) {
 	case <-m.stopc:
 	default:
 		close(m.stopc)
+	}
+	if m.inproc != nil {
+		_ = m.inproc.Close()
 	}
 	if m.grpc != nil {
 		stopped := make(chan struct{})

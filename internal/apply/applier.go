@@ -1,6 +1,7 @@
 // Package apply owns the replicated state machine: it turns committed Raft entries
 // (marshaled etcdserverpb.InternalRaftRequest) into MVCC writes with etcd v3.7.3's
-// semantics for Put, DeleteRange, Txn, Range, Compaction and Alarm; it records the
+// semantics for Put, DeleteRange, Txn, Range, Compaction, Alarm and the lease requests
+// (LeaseGrant, LeaseRevoke, LeaseCheckpoint, into internal/lease's table: lease.go); it records the
 // member attributes a member publishes (ClusterMemberAttrSet) and the cluster version
 // (ClusterVersionSet, gating request types by version: version.go), and applies
 // configuration changes to the member list (PrepareConfChange, CommitConfChange:
@@ -34,6 +35,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/metastore/metastore/internal/lease"
 	"github.com/metastore/metastore/internal/mvcc"
 	"github.com/metastore/metastore/internal/storage"
 )
@@ -70,7 +72,7 @@ type Applier struct {
 	eng    storage.Engine
 	store  *mvcc.Store
 	lg     *zap.Logger
-	leases LeaseChecker
+	leases *lease.Table
 
 	// Owned by the apply goroutine.
 	appliedTerm    uint64
@@ -92,22 +94,17 @@ func New(eng storage.Engine, store *mvcc.Store, lg *zap.Logger) (*Applier, error
 	if lg == nil {
 		lg = zap.NewNop()
 	}
-	a := &Applier{eng: eng, store: store, lg: lg, leases: noLeases{}}
+	a := &Applier{eng: eng, store: store, lg: lg, leases: &lease.Table{}}
 	if err := a.load(); err != nil {
 		return nil, err
 	}
 	return a, nil
 }
 
-// SetLeases plugs in the lease table that Put consults for a non-zero lease ID. Until it
-// is called every lease ID is unknown and such a Put fails with ErrLeaseNotFound. Call it
-// before the first ApplyEntries.
-func (a *Applier) SetLeases(l LeaseChecker) {
-	if l == nil {
-		l = noLeases{}
-	}
-	a.leases = l
-}
+// Leases is the replicated lease table this Applier writes (loaded from the engine by
+// New and by Reload). Its readers are safe from any goroutine; the server installs its
+// expiry tracker with SetListener before the apply loop starts.
+func (a *Applier) Leases() *lease.Table { return a.leases }
 
 // AppliedIndex is the index of the last entry whose effects are committed to the engine.
 func (a *Applier) AppliedIndex() uint64 { return a.appliedIndex.Load() }
@@ -152,6 +149,9 @@ func (a *Applier) load() error {
 	}
 	cv, err := loadClusterVersion(a.eng)
 	if err != nil {
+		return err
+	}
+	if err := a.leases.Reload(a.eng); err != nil {
 		return err
 	}
 	a.appliedTerm = term

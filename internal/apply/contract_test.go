@@ -243,7 +243,7 @@ func TestRequestErrorsAreAnswered(t *testing.T) {
 	p := h.app.newPending()
 	defer p.b.Close()
 	res, err := h.app.write(p, func(tw *mvcc.TxnWrite) (proto.Message, error) {
-		return execPut(tw, &pb.PutRequest{Key: []byte("missing"), IgnoreValue: true})
+		return execPut(tw, h.app.leaseWriter(p), &pb.PutRequest{Key: []byte("missing"), IgnoreValue: true})
 	})
 	if err != nil || !errors.Is(res.Err, ErrKeyNotFound) {
 		t.Fatalf("write = %v, %v; want a request error ErrKeyNotFound", res, err)

@@ -151,17 +151,17 @@ func (a *Applier) applyRequest(p *pending, r *pb.InternalRaftRequest) (*Result, 
 		if err := a.rejectWrites(true); err != nil {
 			return &Result{Err: err}, nil
 		}
-		return a.write(p, func(t *mvcc.TxnWrite) (proto.Message, error) { return a.put(t, r.Put) })
+		return a.write(p, func(t *mvcc.TxnWrite) (proto.Message, error) { return a.put(t, a.leaseWriter(p), r.Put) })
 	case r.DeleteRange != nil:
 		if a.alarms.has(pb.AlarmType_CORRUPT) {
 			return &Result{Err: ErrCorrupt}, nil
 		}
-		return a.write(p, func(t *mvcc.TxnWrite) (proto.Message, error) { return execDelete(t, r.DeleteRange) })
+		return a.write(p, func(t *mvcc.TxnWrite) (proto.Message, error) { return execDelete(t, a.leaseWriter(p), r.DeleteRange) })
 	case r.Txn != nil:
 		if err := a.rejectWrites(txnHasPut(r.Txn)); err != nil {
 			return &Result{Err: err}, nil
 		}
-		return a.write(p, func(t *mvcc.TxnWrite) (proto.Message, error) { return a.txn(t, r.Txn) })
+		return a.write(p, func(t *mvcc.TxnWrite) (proto.Message, error) { return a.txn(t, a.leaseWriter(p), r.Txn) })
 	case r.Range != nil:
 		if a.alarms.has(pb.AlarmType_CORRUPT) {
 			return &Result{Err: ErrCorrupt}, nil
@@ -176,11 +176,17 @@ func (a *Applier) applyRequest(p *pending, r *pb.InternalRaftRequest) (*Result, 
 		return a.setMemberAttributes(p.b, r.ClusterMemberAttrSet)
 	case r.ClusterVersionSet != nil:
 		return a.setClusterVersion(p.b, r.ClusterVersionSet)
+	case r.LeaseGrant != nil:
+		return a.leaseGrant(p, r.LeaseGrant)
+	case r.LeaseRevoke != nil:
+		return a.leaseRevoke(p, r.LeaseRevoke)
+	case r.LeaseCheckpoint != nil:
+		return a.leaseCheckpoint(p, r.LeaseCheckpoint)
 	case r.DowngradeVersionTest != nil:
 		// etcd ignores it: it exists for tests that inject it into a WAL.
 		return &Result{}, nil
 	default:
-		// Leases, auth, downgrades, a request field from a newer build, or none at all.
+		// Auth, downgrades, a request field from a newer build, or none at all.
 		return nil, fmt.Errorf("%w: %s", ErrUnknownRequest, describeRequest(f))
 	}
 }
@@ -202,7 +208,7 @@ func (a *Applier) rejectWrites(addsData bool) error {
 // and never stop the member. Any other error met while applying (engine I/O, a value
 // that does not decode) is fatal.
 var requestErrors = []error{
-	ErrKeyNotFound, ErrLeaseNotFound, ErrNoSpace, ErrCorrupt, ErrNotCapable, ErrInvalidVersion,
+	ErrKeyNotFound, ErrLeaseNotFound, ErrLeaseExists, ErrLeaseTTLTooLarge, ErrNoSpace, ErrCorrupt, ErrNotCapable, ErrInvalidVersion,
 	mvcc.ErrCompacted, mvcc.ErrFutureRev,
 }
 

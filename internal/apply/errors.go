@@ -1,22 +1,30 @@
 package apply
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/metastore/metastore/internal/lease"
+)
 
 // Errors the state machine answers with, with etcd's messages. grpcapi maps each to its
 // rpctypes error with errors.Is.
 var (
 	ErrNoSpace       = errors.New("mvcc: database space exceeded")
-	ErrLeaseNotFound = errors.New("lease not found")
-	ErrTooManyOps    = errors.New("etcdserver: too many operations in txn request")
-	ErrDuplicateKey  = errors.New("etcdserver: duplicate key given in txn request")
-	ErrEmptyKey      = errors.New("etcdserver: key is not provided")
+	ErrLeaseNotFound = lease.ErrLeaseNotFound
+	// ErrLeaseExists answers a LeaseGrant of an ID in use; ErrLeaseTTLTooLarge one whose
+	// TTL is above lease.MaxTTL.
+	ErrLeaseExists      = lease.ErrLeaseExists
+	ErrLeaseTTLTooLarge = lease.ErrLeaseTTLTooLarge
+	ErrTooManyOps       = errors.New("etcdserver: too many operations in txn request")
+	ErrDuplicateKey     = errors.New("etcdserver: duplicate key given in txn request")
+	ErrEmptyKey         = errors.New("etcdserver: key is not provided")
 	// ErrKeyNotFound answers a put with ignore_value or ignore_lease on a key that does
 	// not exist.
 	ErrKeyNotFound = errors.New("etcdserver: key not found")
 	// ErrCorrupt answers every key-value request while a CORRUPT alarm is active.
 	ErrCorrupt = errors.New("etcdserver: corrupt cluster")
 	// ErrUnsupported is what CheckCapable and ReadTxn refuse a request with that this
-	// build does not implement (leases, auth), before it is proposed. Such a request in
+	// build does not implement (auth), before it is proposed. Such a request in
 	// a committed entry is not answered: it is fatal (ErrUnknownRequest).
 	ErrUnsupported = errors.New("apply: unsupported request")
 	// ErrNotCapable answers a request whose type needs a cluster version above the one

@@ -316,7 +316,7 @@ func TestLeasesAgainstEtcd(t *testing.T) {
 	if _, err := e.lease.LeaseGrant(ctx, &pb.LeaseGrantRequest{ID: id, TTL: 3600}); err != nil {
 		t.Fatal(err)
 	}
-	h.app.SetLeases(fakeLeases{id: true})
+	h.grant(id, 3600)
 	step := func(r *pb.InternalRaftRequest) { t.Helper(); compareStep(t, e, h, r) }
 	put := func(p *pb.PutRequest) { t.Helper(); step(&pb.InternalRaftRequest{Put: p}) }
 

@@ -121,6 +121,12 @@ func (h *harness) doErr(r *pb.InternalRaftRequest) error {
 	return h.applyAll(r)[0].Err
 }
 
+// grant applies a LeaseGrant of lease id with ttl.
+func (h *harness) grant(id, ttl int64) {
+	h.t.Helper()
+	h.do(&pb.InternalRaftRequest{LeaseGrant: &pb.LeaseGrantRequest{ID: id, TTL: ttl}})
+}
+
 func (h *harness) put(k, v string) *pb.PutResponse {
 	h.t.Helper()
 	return h.do(&pb.InternalRaftRequest{Put: &pb.PutRequest{Key: []byte(k), Value: []byte(v)}}).(*pb.PutResponse)

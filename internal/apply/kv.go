@@ -6,26 +6,12 @@ import (
 	"github.com/metastore/metastore/internal/mvcc"
 )
 
-// LeaseChecker is the seam where the lease package plugs in: Put asks it whether the
-// lease a key is attached to exists. Applier.SetLeases installs one.
-//
-// TODO(lease): attaching and detaching keys to leases on Put/Delete also belongs here
-// once leases exist.
-type LeaseChecker interface {
-	LeaseExists(id int64) bool
-}
-
-// noLeases knows no lease: every Put with a lease fails with ErrLeaseNotFound.
-type noLeases struct{}
-
-func (noLeases) LeaseExists(int64) bool { return false }
-
 // put applies a PutRequest: the checks, then the write.
-func (a *Applier) put(t *mvcc.TxnWrite, p *pb.PutRequest) (*pb.PutResponse, error) {
+func (a *Applier) put(t *mvcc.TxnWrite, lw leaseWriter, p *pb.PutRequest) (*pb.PutResponse, error) {
 	if err := a.checkPut(t, p, nil); err != nil {
 		return nil, err
 	}
-	return execPut(t, p)
+	return execPut(t, lw, p)
 }
 
 // checkPut returns the error the put would fail with, before anything is written:
@@ -33,7 +19,7 @@ func (a *Applier) put(t *mvcc.TxnWrite, p *pb.PutRequest) (*pb.PutResponse, erro
 // ignore_lease on a key that does not exist in v. earlier, if not nil, holds the writes
 // a transaction makes before this put (see txnWrites).
 func (a *Applier) checkPut(v mvcc.ReadView, p *pb.PutRequest, earlier *txnWrites) error {
-	if p.Lease != 0 && !a.leases.LeaseExists(p.Lease) {
+	if p.Lease != 0 && !a.leases.Exists(p.Lease) {
 		return ErrLeaseNotFound
 	}
 	if !p.IgnoreValue && !p.IgnoreLease {
@@ -56,7 +42,7 @@ func (a *Applier) checkPut(v mvcc.ReadView, p *pb.PutRequest, earlier *txnWrites
 
 // execPut writes p. checkPut has run, so it meets no request error but by a bug (which
 // the invariant of ApplyEntries catches).
-func execPut(t *mvcc.TxnWrite, p *pb.PutRequest) (*pb.PutResponse, error) {
+func execPut(t *mvcc.TxnWrite, lw leaseWriter, p *pb.PutRequest) (*pb.PutResponse, error) {
 	val, lease := p.Value, p.Lease
 	if p.IgnoreValue || p.IgnoreLease {
 		rr, err := t.Range(p.Key, nil, mvcc.RangeOptions{})
@@ -77,6 +63,9 @@ func execPut(t *mvcc.TxnWrite, p *pb.PutRequest) (*pb.PutResponse, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := lw.moved(p.Key, prev, lease); err != nil {
+		return nil, err
+	}
 	resp := &pb.PutResponse{Header: &pb.ResponseHeader{Revision: t.Rev()}}
 	if p.PrevKv && prev != nil {
 		resp.PrevKv = prev
@@ -85,11 +74,14 @@ func execPut(t *mvcc.TxnWrite, p *pb.PutRequest) (*pb.PutResponse, error) {
 }
 
 // execDelete applies a DeleteRangeRequest; it cannot fail but for the engine.
-func execDelete(t *mvcc.TxnWrite, d *pb.DeleteRangeRequest) (*pb.DeleteRangeResponse, error) {
+func execDelete(t *mvcc.TxnWrite, lw leaseWriter, d *pb.DeleteRangeRequest) (*pb.DeleteRangeResponse, error) {
 	resp := &pb.DeleteRangeResponse{Header: &pb.ResponseHeader{}}
 	if !isEmptyInterval(d.Key, d.RangeEnd) {
 		deleted, err := t.DeleteRange(d.Key, d.RangeEnd)
 		if err != nil {
+			return nil, err
+		}
+		if err := lw.deleted(deleted); err != nil {
 			return nil, err
 		}
 		resp.Deleted = int64(len(deleted))

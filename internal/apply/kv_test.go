@@ -68,17 +68,13 @@ func TestPutIgnoreValueAndLease(t *testing.T) {
 	}
 }
 
-type fakeLeases map[int64]bool
-
-func (f fakeLeases) LeaseExists(id int64) bool { return f[id] }
-
 func TestPutLease(t *testing.T) {
 	h := newHarness(t)
 	errIs(t, h.doErr(&pb.InternalRaftRequest{Put: &pb.PutRequest{Key: []byte("k"), Lease: 7}}), ErrLeaseNotFound)
 	if h.getKV("k") != nil || h.store.Rev() != 1 {
 		t.Fatal("put with an unknown lease wrote")
 	}
-	h.app.SetLeases(fakeLeases{7: true})
+	h.grant(7, 60)
 	h.do(&pb.InternalRaftRequest{Put: &pb.PutRequest{Key: []byte("k"), Value: []byte("v"), Lease: 7}})
 	if got := h.getKV("k"); got.Lease != 7 {
 		t.Fatalf("lease = %d, want 7", got.Lease)

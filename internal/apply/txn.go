@@ -182,7 +182,7 @@ func (a *Applier) checkTxn(v mvcc.ReadView, p *txnPlan, w *txnWrites) error {
 // execTxn runs the ops of the plan's path in t. checkTxn has run, so it meets no request
 // error but by a bug (which the invariant of ApplyEntries catches).
 // A nested transaction's response has an empty header, as in etcd.
-func execTxn(t *mvcc.TxnWrite, p *txnPlan) (*pb.TxnResponse, error) {
+func execTxn(t *mvcc.TxnWrite, lw leaseWriter, p *txnPlan) (*pb.TxnResponse, error) {
 	resp := &pb.TxnResponse{
 		Header:    &pb.ResponseHeader{},
 		Succeeded: p.succeeded,
@@ -202,7 +202,7 @@ func execTxn(t *mvcc.TxnWrite, p *txnPlan) (*pb.TxnResponse, error) {
 			if put == nil {
 				put = &pb.PutRequest{}
 			}
-			r, err := execPut(t, put)
+			r, err := execPut(t, lw, put)
 			if err != nil {
 				return nil, err
 			}
@@ -212,13 +212,13 @@ func execTxn(t *mvcc.TxnWrite, p *txnPlan) (*pb.TxnResponse, error) {
 			if d == nil {
 				d = &pb.DeleteRangeRequest{}
 			}
-			r, err := execDelete(t, d)
+			r, err := execDelete(t, lw, d)
 			if err != nil {
 				return nil, err
 			}
 			ro.Response = &pb.ResponseOp_ResponseDeleteRange{ResponseDeleteRange: r}
 		case *pb.RequestOp_RequestTxn:
-			r, err := execTxn(t, p.nested[i])
+			r, err := execTxn(t, lw, p.nested[i])
 			if err != nil {
 				return nil, err
 			}
@@ -237,7 +237,7 @@ func orEmpty(r *pb.RangeRequest) *pb.RangeRequest {
 }
 
 // txn applies a TxnRequest in the write transaction t.
-func (a *Applier) txn(t *mvcc.TxnWrite, r *pb.TxnRequest) (*pb.TxnResponse, error) {
+func (a *Applier) txn(t *mvcc.TxnWrite, lw leaseWriter, r *pb.TxnRequest) (*pb.TxnResponse, error) {
 	p, err := planTxn(t, r)
 	if err != nil {
 		return nil, err
@@ -245,7 +245,7 @@ func (a *Applier) txn(t *mvcc.TxnWrite, r *pb.TxnRequest) (*pb.TxnResponse, erro
 	if err := a.checkTxn(t, p, &txnWrites{}); err != nil {
 		return nil, err
 	}
-	resp, err := execTxn(t, p)
+	resp, err := execTxn(t, lw, p)
 	if err != nil {
 		return nil, err
 	}

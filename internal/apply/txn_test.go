@@ -21,7 +21,7 @@ func TestTxnCompare(t *testing.T) {
 	h.put("a", "1") // rev 2
 	h.put("a", "5") // rev 3: a create 2, mod 3, version 2
 	h.put("b", "3") // rev 4: b create 4, mod 4, version 1
-	h.app.SetLeases(fakeLeases{9: true})
+	h.grant(9, 60)
 	h.do(&pb.InternalRaftRequest{Put: &pb.PutRequest{Key: []byte("c"), Value: []byte("7"), Lease: 9}}) // rev 5
 
 	for _, tc := range []struct {

@@ -37,7 +37,7 @@ import (
 //     MustDetectDowngrade does: applying a ClusterVersionSet above LocalVersion is fatal,
 //     and so is loading such a version at start.
 //   - An entry holding a request this build does not implement (a request field from a
-//     newer build, leases, auth, or no request at all) is fatal: etcd panics there
+//     newer build, auth, or no request at all) is fatal: etcd panics there
 //     ("not implemented apply"). Answering an error instead would let this member
 //     diverge from the members that can apply it; the gate keeps a correctly versioned
 //     cluster from ever proposing one.
@@ -161,11 +161,15 @@ var (
 	fieldClusterVersionSet    = fieldNumber("cluster_version_set")
 	fieldClusterMemberAttrSet = fieldNumber("cluster_member_attr_set")
 	fieldDowngradeVersionTest = fieldNumber("downgrade_version_test")
+	fieldLeaseGrant           = fieldNumber("lease_grant")
+	fieldLeaseRevoke          = fieldNumber("lease_revoke")
+	fieldLeaseCheckpoint      = fieldNumber("lease_checkpoint")
 
 	implemented = map[protoreflect.FieldNumber]bool{
 		fieldRange: true, fieldPut: true, fieldDeleteRange: true, fieldTxn: true,
 		fieldCompaction: true, fieldAlarm: true, fieldClusterVersionSet: true,
 		fieldClusterMemberAttrSet: true, fieldDowngradeVersionTest: true,
+		fieldLeaseGrant: true, fieldLeaseRevoke: true, fieldLeaseCheckpoint: true,
 	}
 )
 
@@ -198,6 +202,12 @@ func requestField(r *pb.InternalRaftRequest) protoreflect.FieldNumber {
 		return fieldClusterMemberAttrSet
 	case r.ClusterVersionSet != nil:
 		return fieldClusterVersionSet
+	case r.LeaseGrant != nil:
+		return fieldLeaseGrant
+	case r.LeaseRevoke != nil:
+		return fieldLeaseRevoke
+	case r.LeaseCheckpoint != nil:
+		return fieldLeaseCheckpoint
 	}
 	var n protoreflect.FieldNumber
 	r.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, _ protoreflect.Value) bool {

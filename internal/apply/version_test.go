@@ -130,11 +130,18 @@ func TestRequestTypeGatedByClusterVersion(t *testing.T) {
 	if err := CheckCapable(versionSet("3.7"), Version{}); err != nil {
 		t.Fatalf("CheckCapable(ClusterVersionSet) = %v", err)
 	}
+	// Leases are built: a checkpoint needs 3.4, as etcd annotates it.
+	if err := CheckCapable(&pb.InternalRaftRequest{LeaseGrant: &pb.LeaseGrantRequest{}}, Version{}); err != nil {
+		t.Fatalf("CheckCapable(LeaseGrant) = %v", err)
+	}
+	if err := CheckCapable(&pb.InternalRaftRequest{LeaseCheckpoint: &pb.LeaseCheckpointRequest{}}, Version{3, 3}); !errors.Is(err, ErrNotCapable) {
+		t.Fatalf("CheckCapable(LeaseCheckpoint) at 3.3 = %v, want ErrNotCapable", err)
+	}
 	if err := CheckCapable(&pb.InternalRaftRequest{ClusterMemberAttrSet: &membershippb.ClusterMemberAttrSetRequest{}}, Version{}); err != nil {
 		t.Fatalf("CheckCapable(ClusterMemberAttrSet) = %v", err)
 	}
 	for _, r := range []*pb.InternalRaftRequest{
-		{LeaseGrant: &pb.LeaseGrantRequest{}}, {AuthEnable: &pb.AuthEnableRequest{}},
+		{AuthEnable: &pb.AuthEnableRequest{}},
 		{DowngradeInfoSet: &membershippb.DowngradeInfoSetRequest{}}, {ID: 1},
 	} {
 		if err := CheckCapable(r, Version{3, 7}); !errors.Is(err, ErrUnsupported) {
@@ -151,7 +158,6 @@ func TestUnknownRequestStopsTheMember(t *testing.T) {
 	futureField = protowire.AppendBytes(futureField, []byte("x"))
 	for name, data := range map[string][]byte{
 		"no request":                   mustMarshal(t, &pb.InternalRaftRequest{ID: 5}),
-		"lease grant (not built)":      mustMarshal(t, &pb.InternalRaftRequest{ID: 5, LeaseGrant: &pb.LeaseGrantRequest{TTL: 5}}),
 		"auth enable (not built)":      mustMarshal(t, &pb.InternalRaftRequest{ID: 5, AuthEnable: &pb.AuthEnableRequest{}}),
 		"downgrade info (not built)":   mustMarshal(t, &pb.InternalRaftRequest{ID: 5, DowngradeInfoSet: &membershippb.DowngradeInfoSetRequest{}}),
 		"a field from a newer build":   append(mustMarshal(t, &pb.InternalRaftRequest{ID: 5}), futureField...),

@@ -26,6 +26,8 @@ var errorMapping = []struct {
 
 	{server.ErrNoSpace, rpctypes.ErrGRPCNoSpace},
 	{server.ErrLeaseNotFound, rpctypes.ErrGRPCLeaseNotFound},
+	{server.ErrLeaseExists, rpctypes.ErrGRPCLeaseExist},
+	{server.ErrLeaseTTLTooLarge, rpctypes.ErrGRPCLeaseTTLTooLarge},
 	{server.ErrTooManyOps, rpctypes.ErrGRPCTooManyOps},
 	{server.ErrDuplicateKey, rpctypes.ErrGRPCDuplicateKey},
 	{server.ErrEmptyKey, rpctypes.ErrGRPCEmptyKey},

@@ -220,7 +220,7 @@ func NewServer(b Backend, opts Options) *grpc.Server {
 	pb.RegisterMaintenanceServer(gs, &maintenanceServer{b: b, hdr: hdr, lg: lg})
 	pb.RegisterClusterServer(gs, &clusterServer{b: b, hdr: hdr})
 	pb.RegisterWatchServer(gs, pb.UnimplementedWatchServer{})
-	pb.RegisterLeaseServer(gs, pb.UnimplementedLeaseServer{})
+	pb.RegisterLeaseServer(gs, newLeaseServer(b, hdr)) // Unimplemented unless b is a LeaseBackend
 	pb.RegisterAuthServer(gs, pb.UnimplementedAuthServer{})
 	hs := health.NewServer() // the "" service starts SERVING
 	healthpb.RegisterHealthServer(gs, hs)

@@ -42,9 +42,26 @@ var rules = []struct {
 	},
 	{
 		pkg:        "internal/apply",
-		notDeps:    []string{"internal/server", "internal/raftnode", "internal/raftlog", "internal/grpcapi", "internal/transport", "internal/clientport"},
+		notDeps:    []string{"internal/server", "internal/raftnode", "internal/raftlog", "internal/grpcapi", "internal/transport", "internal/clientport", "internal/lessor"},
 		notImports: []string{"time", "math/rand/...", "crypto/rand", "net/...", "os/exec"},
 		why:        "the state machine is deterministic (no clock, randomness or network) and knows nothing of Raft or gRPC",
+	},
+	{
+		pkg:        "internal/lease",
+		ours:       []string{"internal/storage"},
+		notImports: []string{"time", "math/rand/...", "crypto/rand", "net/...", "os/exec"},
+		why:        "the replicated lease table is written by apply: as deterministic, and expiry is the leader's (lessor)",
+	},
+	{
+		pkg:     "internal/lessor",
+		ours:    []string{"internal/lease"},
+		notDeps: []string{"internal/server", "internal/apply", "internal/mvcc", "internal/raftnode", "internal/grpcapi"},
+		why:     "the leader's expiry schedule decides when, and proposes nothing itself",
+	},
+	{
+		pkg:     "internal/lockelect",
+		notDeps: []string{"internal/server", "internal/apply", "internal/mvcc", "internal/raftnode", "internal/grpcapi", "internal/lease", "internal/lessor", "internal/storage"},
+		why:     "v3lock and v3election go through the clientv3 client they are given, as etcd's",
 	},
 	{
 		pkg:     "internal/raftnode",
@@ -328,6 +345,9 @@ func TestRulesCatchViolations(t *testing.T) {
 		"internal/membership":     {},
 		"internal/tlsconf":        ours("internal/clientport"),
 		"internal/clientport":     ours("internal/grpcapi"),
+		"internal/lease":          append(ours("internal/storage"), "time"),
+		"internal/lessor":         append(ours("internal/lease"), "time"),
+		"internal/lockelect":      {"go.etcd.io/etcd/client/v3"},
 	}}
 	for i := range m.imports {
 		sort.Strings(m.imports[i])
@@ -337,6 +357,7 @@ func TestRulesCatchViolations(t *testing.T) {
 		"internal/grpcapi imports internal/mvcc;",
 		"internal/apply imports math/rand/v2:",
 		"internal/apply imports net/http:",
+		"internal/lease imports time:",
 		"internal/mvcc imports google.golang.org/grpc/status:",
 		"internal/storage/pebble imports internal/membership;",
 		"internal/tlsconf depends on internal/grpcapi (internal/tlsconf → internal/clientport → internal/grpcapi):",
@@ -346,8 +367,8 @@ func TestRulesCatchViolations(t *testing.T) {
 			t.Errorf("missing violation %q", want)
 		}
 	}
-	if len(got) != 10 { // the seven above; tlsconf also reaches clientport and server, clientport grpcapi
-		t.Errorf("%d violations, want 10:\n%s", len(got), strings.Join(got, "\n"))
+	if len(got) != 11 { // the eight above; tlsconf also reaches clientport and server, clientport grpcapi
+		t.Errorf("%d violations, want 11:\n%s", len(got), strings.Join(got, "\n"))
 	}
 	if matchAny("math", []string{"math/rand/..."}) || matchAny("internal/storagex", []string{"internal/storage/..."}) {
 		t.Error("a pattern matches only its path and the paths below it")

@@ -23,6 +23,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/metastore/metastore/internal/apply"
+	"github.com/metastore/metastore/internal/lessor"
 	"github.com/metastore/metastore/internal/mvcc"
 	"github.com/metastore/metastore/internal/raftnode"
 	"github.com/metastore/metastore/internal/snap"
@@ -54,7 +55,10 @@ type Config struct {
 	QuotaBackendBytes int64
 	// ElectionTimeout and TickInterval give the request timeout: 5s + 2 election timeouts.
 	ElectionTimeout time.Duration
-	IsLearner       bool
+	// HeartbeatInterval with ElectionTimeout gives the minimum lease TTL, as etcd's
+	// (lease.go); 0 is 100ms.
+	HeartbeatInterval time.Duration
+	IsLearner         bool
 	// Peers is the transport, whose peers follow the applied conf changes (nil: none).
 	Peers Peers
 	// StrictReconfigCheck refuses a membership change that would lose quorum
@@ -83,6 +87,8 @@ type Server struct {
 	app   *apply.Applier
 
 	ids     *idGenerator
+	lessor  *lessor.Lessor // the leader's lease expiry (lease.go)
+	cpReset cpResetter     // checkpoint resets of renewed leases (lease.go)
 	waits   *waitRegistry
 	admit   admission
 	applied *indexWaiter
@@ -146,6 +152,7 @@ func New(cfg Config) *Server {
 	go s.linearizableReadLoop()
 	go s.watchLeader()
 	go s.runAutoCompaction(cfg.AutoCompactionMode, cfg.AutoCompactionPeriod, cfg.AutoCompactionRevisions)
+	s.startLessor()
 	return s
 }
 
@@ -251,6 +258,7 @@ func (s *Server) installSnapshot(ap raftnode.Apply) error {
 	if err != nil {
 		return err
 	}
+	s.leasesReloaded()
 	s.lg.Info("installed snapshot", zap.Uint64("index", idx), zap.Int64("revision", s.store.Rev()))
 	s.syncPeers()
 	return nil

@@ -20,6 +20,8 @@ var translations = []struct {
 	{mvcc.ErrFutureRev, ErrFutureRev},
 	{apply.ErrNoSpace, ErrNoSpace},
 	{apply.ErrLeaseNotFound, ErrLeaseNotFound},
+	{apply.ErrLeaseExists, ErrLeaseExists},
+	{apply.ErrLeaseTTLTooLarge, ErrLeaseTTLTooLarge},
 	{apply.ErrTooManyOps, ErrTooManyOps},
 	{apply.ErrDuplicateKey, ErrDuplicateKey},
 	{apply.ErrEmptyKey, ErrEmptyKey},
@@ -33,7 +35,7 @@ var translations = []struct {
 	{membership.ErrPeerURLexists, ErrPeerURLExists},
 	{membership.ErrMemberNotLearner, ErrMemberNotLearner},
 	{membership.ErrTooManyLearners, ErrTooManyLearners},
-	// A request kind the state machine does not implement yet (leases, auth).
+	// A request kind the state machine does not implement yet (auth).
 	{apply.ErrUnsupported, ErrUnimplemented},
 	// Lower layers stopped under a request during shutdown: etcd's "server stopped",
 	// which clients treat as retryable on another endpoint.

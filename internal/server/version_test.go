@@ -118,8 +118,12 @@ func TestCheckCapableBeforeProposing(t *testing.T) {
 	if err := s.checkCapable(&pb.InternalRaftRequest{Put: &pb.PutRequest{Key: []byte("a")}}); err != nil {
 		t.Fatalf("put: %v", err)
 	}
-	if err := s.checkCapable(&pb.InternalRaftRequest{LeaseGrant: &pb.LeaseGrantRequest{TTL: 5}}); !errors.Is(err, apply.ErrUnsupported) {
-		t.Fatalf("lease grant: %v, want apply.ErrUnsupported", err)
+	if err := s.checkCapable(&pb.InternalRaftRequest{AuthEnable: &pb.AuthEnableRequest{}}); !errors.Is(err, apply.ErrUnsupported) {
+		t.Fatalf("auth enable: %v, want apply.ErrUnsupported", err)
+	}
+	// Before the cluster version is decided (3.0), a lease checkpoint (3.4) waits.
+	if err := s.checkCapable(&pb.InternalRaftRequest{LeaseCheckpoint: &pb.LeaseCheckpointRequest{}}); !errors.Is(err, apply.ErrNotCapable) {
+		t.Fatalf("lease checkpoint: %v, want apply.ErrNotCapable", err)
 	}
 	if s.ClusterVersion() != "" {
 		t.Fatalf("cluster version %q before any was set", s.ClusterVersion())

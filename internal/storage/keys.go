@@ -16,7 +16,8 @@ import (
 //	'K' esc(userkey) 00 01 ^main(8) ^sub(8)
 //	                             one version of a user key, newest first  (mvcc)
 //	'R' main(8) sub(8)           revision log: which key changed at a revision (mvcc, watch)
-//	'E' …                        leases                                    (lease, later)
+//	'E' 'l' id(8)                a lease: uvarint(ttl) varint(remaining)   (lease)
+//	'E' 'k' id(8) userkey        userkey is attached to lease id (empty)   (lease)
 //	'A' …                        auth                                      (auth, later)
 //
 // esc(userkey) replaces every 0x00 byte with 0x00 0xFF and the key is closed by 0x00 0x01,
@@ -273,4 +274,54 @@ func Uint64(b []byte) (uint64, error) {
 		return 0, errBadKey
 	}
 	return binary.BigEndian.Uint64(b), nil
+}
+
+// Lease keys. A lease ID is an int64 stored as its uint64 bit pattern, big endian; a
+// lease's attachments sort together under LeaseAttachPrefix(id), so revoking a lease
+// reads its keys without scanning the key space.
+const (
+	leaseRecord byte = 'l'
+	leaseAttach byte = 'k'
+)
+
+// LeaseKey returns the key of lease id's record.
+func LeaseKey(id int64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{PrefixLease, leaseRecord}, uint64(id))
+}
+
+// LeaseRecordBounds are the bounds of every lease record.
+func LeaseRecordBounds() (lower, upper []byte) {
+	return []byte{PrefixLease, leaseRecord}, []byte{PrefixLease, leaseRecord + 1}
+}
+
+// ParseLeaseKey returns the ID of a lease record key.
+func ParseLeaseKey(k []byte) (int64, error) {
+	if len(k) != 10 || k[0] != PrefixLease || k[1] != leaseRecord {
+		return 0, errBadKey
+	}
+	return int64(binary.BigEndian.Uint64(k[2:])), nil
+}
+
+// LeaseAttachPrefix is the prefix of every attachment of lease id.
+func LeaseAttachPrefix(id int64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{PrefixLease, leaseAttach}, uint64(id))
+}
+
+// LeaseAttachKey returns the key recording that user key k is attached to lease id.
+func LeaseAttachKey(id int64, k []byte) []byte {
+	return append(LeaseAttachPrefix(id), k...)
+}
+
+// LeaseAttachBounds are the bounds of every attachment of every lease.
+func LeaseAttachBounds() (lower, upper []byte) {
+	return []byte{PrefixLease, leaseAttach}, []byte{PrefixLease, leaseAttach + 1}
+}
+
+// ParseLeaseAttachKey splits an attachment key into its lease ID and user key (which
+// aliases k).
+func ParseLeaseAttachKey(k []byte) (id int64, userKey []byte, err error) {
+	if len(k) < 10 || k[0] != PrefixLease || k[1] != leaseAttach {
+		return 0, nil, errBadKey
+	}
+	return int64(binary.BigEndian.Uint64(k[2:10])), k[10:], nil
 }

@@ -139,3 +139,28 @@ func TestPrefixSuccessor(t *testing.T) {
 		}
 	}
 }
+
+func TestLeaseKeys(t *testing.T) {
+	for _, id := range []int64{1, -1, 1 << 62} {
+		if got, err := ParseLeaseKey(LeaseKey(id)); err != nil || got != id {
+			t.Fatalf("lease key %d: %d %v", id, got, err)
+		}
+		ak := LeaseAttachKey(id, []byte("a\x00b"))
+		gid, k, err := ParseLeaseAttachKey(ak)
+		if err != nil || gid != id || string(k) != "a\x00b" || !bytes.HasPrefix(ak, LeaseAttachPrefix(id)) {
+			t.Fatalf("attach key %d: %d %q %v", id, gid, k, err)
+		}
+		lo, hi := LeaseAttachBounds()
+		if bytes.Compare(ak, lo) < 0 || bytes.Compare(ak, hi) >= 0 {
+			t.Fatalf("attach key %q outside its bounds", ak)
+		}
+		lo, hi = LeaseRecordBounds()
+		if rk := LeaseKey(id); bytes.Compare(rk, lo) < 0 || bytes.Compare(rk, hi) >= 0 {
+			t.Fatalf("record key %q outside its bounds", rk)
+		}
+	}
+	// Lease 1's attachments do not sort among lease 2's.
+	if bytes.HasPrefix(LeaseAttachKey(2, nil), LeaseAttachPrefix(1)) {
+		t.Fatal("attachment prefixes overlap")
+	}
+}
