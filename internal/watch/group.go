@@ -1,0 +1,169 @@
+package watch
+
+import (
+	"bytes"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+)
+
+// watcher is one watch of one stream. Its fields are guarded by Hub.mu.
+type watcher struct {
+	id     int64
+	stream *Stream
+	key    []byte
+	// end, as etcd's mvcc: nil watches key alone; empty and non-nil every key >= key;
+	// otherwise [key, end).
+	end []byte
+
+	// startRev is the start revision the client asked for (0: from now). A watcher
+	// whose startRev is above the hub's revision is not "synced" for progress.
+	startRev int64
+	// minRev is the lowest revision the watcher has not received yet (events below it
+	// were sent or did not match). In the synced group it may be above the hub's
+	// revision (a watch from now, or from the future).
+	minRev int64
+
+	prevKV   bool
+	noPut    bool
+	noDelete bool
+
+	synced bool
+	// done: canceled, compacted or its stream closed; the hub forgets it.
+	done bool
+}
+
+// contains reports whether the watcher's range holds key.
+func (w *watcher) contains(key []byte) bool {
+	if w.end == nil {
+		return bytes.Equal(key, w.key)
+	}
+	if bytes.Compare(key, w.key) < 0 {
+		return false
+	}
+	return len(w.end) == 0 || bytes.Compare(key, w.end) < 0
+}
+
+// filter returns the events of evs this watcher sends: in its range, at or above
+// minRev, not filtered out, without PrevKv unless asked. evs are shared by every
+// watcher: an event is copied (shallowly) rather than changed.
+func (w *watcher) filter(evs []*mvccpb.Event) []*mvccpb.Event {
+	var out []*mvccpb.Event
+	for _, ev := range evs {
+		if e, ok := w.want(ev); ok {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// want returns ev as this watcher sends it, or false if it does not send it.
+func (w *watcher) want(ev *mvccpb.Event) (*mvccpb.Event, bool) {
+	if !w.contains(ev.Kv.Key) || ev.Kv.ModRevision < w.minRev {
+		return nil, false
+	}
+	if (w.noPut && ev.Type == mvccpb.Event_PUT) || (w.noDelete && ev.Type == mvccpb.Event_DELETE) {
+		return nil, false
+	}
+	if !w.prevKV && ev.PrevKv != nil {
+		ev = &mvccpb.Event{Type: ev.Type, Kv: ev.Kv}
+	}
+	return ev, true
+}
+
+// trySend queues resp on the watcher's stream without blocking; false if the stream's
+// buffer is full. Called with Hub.mu held, which Stream.Close also takes before it
+// closes the channel.
+func (w *watcher) trySend(resp *pb.WatchResponse) bool {
+	if w.stream.closed {
+		return true
+	}
+	select {
+	case w.stream.ch <- resp:
+		return true
+	default:
+		return false
+	}
+}
+
+// group is a set of watchers indexed for event matching: watchers of one key by that
+// key, range watchers in a list.
+type group struct {
+	keys   map[string]map[*watcher]struct{}
+	ranges map[*watcher]struct{}
+	n      int
+}
+
+func newGroup() *group {
+	return &group{keys: make(map[string]map[*watcher]struct{}), ranges: make(map[*watcher]struct{})}
+}
+
+func (g *group) add(w *watcher) {
+	if w.end == nil {
+		set := g.keys[string(w.key)]
+		if set == nil {
+			set = make(map[*watcher]struct{})
+			g.keys[string(w.key)] = set
+		}
+		set[w] = struct{}{}
+	} else {
+		g.ranges[w] = struct{}{}
+	}
+	g.n++
+}
+
+func (g *group) delete(w *watcher) bool {
+	if w.end == nil {
+		set := g.keys[string(w.key)]
+		if _, ok := set[w]; !ok {
+			return false
+		}
+		delete(set, w)
+		if len(set) == 0 {
+			delete(g.keys, string(w.key))
+		}
+	} else {
+		if _, ok := g.ranges[w]; !ok {
+			return false
+		}
+		delete(g.ranges, w)
+	}
+	g.n--
+	return true
+}
+
+func (g *group) size() int { return g.n }
+
+// matching calls fn once for each watcher that may want one of evs (its range holds
+// one of their keys).
+func (g *group) matching(evs []*mvccpb.Event, fn func(w *watcher)) {
+	seen := make(map[*watcher]struct{})
+	for _, ev := range evs {
+		for w := range g.keys[string(ev.Kv.Key)] {
+			if _, ok := seen[w]; !ok {
+				seen[w] = struct{}{}
+				fn(w)
+			}
+		}
+	}
+	for w := range g.ranges {
+		for _, ev := range evs {
+			if w.contains(ev.Kv.Key) {
+				fn(w)
+				break
+			}
+		}
+	}
+}
+
+// each calls fn for every watcher of the group.
+func (g *group) each(fn func(w *watcher)) {
+	for _, set := range g.keys {
+		for w := range set {
+			fn(w)
+		}
+	}
+	for w := range g.ranges {
+		fn(w)
+	}
+}
