@@ -33,6 +33,7 @@ import (
 	"github.com/metastore/metastore/internal/storage/pebble"
 	"github.com/metastore/metastore/internal/tlsconf"
 	"github.com/metastore/metastore/internal/transport"
+	"github.com/metastore/metastore/internal/watch"
 )
 
 // maxSizePerMsg is raft's bound on the entries of one message, as etcd's (1 MiB); the
@@ -44,6 +45,7 @@ type member struct {
 	lg        *zap.Logger
 	eng       storage.Engine
 	store     *mvcc.Store
+	hub       *watch.Hub
 	node      *raftnode.Node
 	rlog      *raftlog.Storage
 	tr        *transport.Transport
@@ -171,6 +173,7 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 		m.node.AdvanceTicks(ticks)
 	}
 
+	m.hub = watch.New(m.store, lg)
 	m.srv = server.New(server.Config{
 		Logger:            lg,
 		MemberID:          selfID,
@@ -188,6 +191,7 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 		AutoCompactionPeriod:    cfg.AutoCompactionPeriod,
 		AutoCompactionRevisions: cfg.AutoCompactionRevisions,
 		PeerClient:              &http.Client{Transport: &http.Transport{TLSClientConfig: peerDialTLS}},
+		OnApply:                 m.hub.Notify,
 	})
 
 	// Peer listeners first, so the other members can reach us while we start.
@@ -215,6 +219,10 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 		MaxRequestBytes: cfg.MaxRequestBytes,
 		MaxTxnOps:       cfg.MaxTxnOps,
 		Registry:        reg,
+
+		NewWatchStream:              func() grpcapi.WatchStream { return m.hub.NewStream() },
+		WatchProgressNotifyInterval: cfg.WatchProgressNotifyInterval,
+		ElectionTimeout:             cfg.ElectionTimeout,
 	})
 	mux := grpcapi.NewHTTPMux(m.srv, reg, lg)
 	if cfg.EnablePprof {
@@ -341,6 +349,9 @@ func (m *member) close(ctx context.Context) {
 		if err := m.rlog.Close(); err != nil {
 			m.lg.Warn("closing the raft log", zap.Error(err))
 		}
+	}
+	if m.hub != nil {
+		m.hub.Close()
 	}
 	if m.store != nil {
 		_ = m.store.Close()
