@@ -67,10 +67,10 @@ func TestWatch(t *testing.T) {
 		cli := c.client()
 		ctx := ctxT(t)
 
-		mustPut(t, cli, "p/a", "1") // 2
-		mustPut(t, cli, "p/b", "1") // 3
-		mustPut(t, cli, "p/a", "2") // 4
-		mustPut(t, cli, "q", "1")   // 5
+		mustPut(t, cli, "p/a", "1")                       // 2
+		mustPut(t, cli, "p/b", "1")                       // 3
+		mustPut(t, cli, "p/a", "2")                       // 4
+		mustPut(t, cli, "q", "1")                         // 5
 		if _, err := cli.Delete(ctx, "p/b"); err != nil { // 6
 			t.Fatal(err)
 		}
