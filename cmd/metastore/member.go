@@ -321,6 +321,10 @@ func (m *member) close(ctx context.Context) {
 	default:
 		close(m.stopc)
 	}
+	if m.hub != nil {
+		// First: it ends every Watch stream, which GracefulStop would wait for.
+		m.hub.Close()
+	}
 	if m.grpc != nil {
 		stopped := make(chan struct{})
 		go func() { m.grpc.GracefulStop(); close(stopped) }()
@@ -349,9 +353,6 @@ func (m *member) close(ctx context.Context) {
 		if err := m.rlog.Close(); err != nil {
 			m.lg.Warn("closing the raft log", zap.Error(err))
 		}
-	}
-	if m.hub != nil {
-		m.hub.Close()
 	}
 	if m.store != nil {
 		_ = m.store.Close()

@@ -100,9 +100,8 @@ func (s *watchServer) Watch(stream pb.Watch_WatchServer) error {
 		progress: make(map[int64]bool),
 		fragment: make(map[int64]bool),
 	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); sws.sendLoop() }()
+	sendDone := make(chan struct{})
+	go func() { defer close(sendDone); sws.sendLoop() }()
 	errc := make(chan error, 1)
 	go func() { errc <- sws.recvLoop() }()
 
@@ -120,19 +119,24 @@ func (s *watchServer) Watch(stream pb.Watch_WatchServer) error {
 				err = stream.Context().Err()
 			case <-noLeader:
 				err = rpctypes.ErrGRPCNoLeader
+			case <-sendDone:
+				err = rpctypes.ErrGRPCStopped
 			}
 		}
 	case <-stream.Context().Done():
 		err = stream.Context().Err()
 	case <-noLeader:
 		err = rpctypes.ErrGRPCNoLeader
+	case <-sendDone:
+		// The hub closed the stream (the member is stopping) or a send failed.
+		err = rpctypes.ErrGRPCStopped
 	}
 	if errors.Is(err, context.Canceled) {
 		err = rpctypes.ErrGRPCWatchCanceled
 	}
 	sws.ws.Close()
 	close(sws.closec)
-	wg.Wait()
+	<-sendDone
 	return err
 }
 
