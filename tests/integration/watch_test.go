@@ -274,3 +274,62 @@ func TestWatchResumesAfterKill(t *testing.T) {
 		}
 	})
 }
+
+// TestWatchResumesOnAnotherMemberAfterLeaderKill: a watcher on the leader, while
+// writes go on, resumes from its last revision + 1 on another member after the leader
+// is SIGKILLed, and sees every revision exactly once.
+func TestWatchResumesOnAnotherMemberAfterLeaderKill(t *testing.T) {
+	forEachBinary(t, func(t *testing.T, b binary) {
+		c := newCluster(t, b, 3)
+		ctx := ctxT(t)
+		for i := range 50 {
+			mustPut(t, c.client(), "r/"+fmt.Sprint(i%5), fmt.Sprint(i)) // 2..51
+		}
+		leader := c.leaderIndex(t)
+		other := (leader + 1) % 3
+		var survivors []int
+		for i := range 3 {
+			if i != leader {
+				survivors = append(survivors, i)
+			}
+		}
+		writer := c.client(survivors...)
+		written := make(chan error, 1)
+		go func() {
+			// Puts retried until they succeed (a retried put may be applied twice:
+			// the check below is on revisions, not values).
+			for i := 50; i < 150; i++ {
+				for {
+					wctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+					_, err := writer.Put(wctx, "r/"+fmt.Sprint(i%5), fmt.Sprint(i))
+					cancel()
+					if err == nil {
+						break
+					}
+					if ctx.Err() != nil {
+						written <- err
+						return
+					}
+				}
+			}
+			written <- nil
+		}()
+		wctx, cancel := context.WithCancel(ctx)
+		wc := c.client(leader).Watch(wctx, "r/", clientv3.WithPrefix(), clientv3.WithRev(2))
+		evs := watchEvents(t, wc, 70)
+		cancel()
+		c.kill(leader)
+		if err := <-written; err != nil {
+			t.Fatalf("writes did not finish: %v", err)
+		}
+		g := mustGet(t, c.client(other), "r/", clientv3.WithPrefix())
+		last := evs[len(evs)-1].Kv.ModRevision
+		wc = c.client(other).Watch(ctx, "r/", clientv3.WithPrefix(), clientv3.WithRev(last+1))
+		evs = append(evs, watchEvents(t, wc, int(g.Header.Revision-last))...)
+		for i, ev := range evs {
+			if want := int64(i) + 2; ev.Kv.ModRevision != want || ev.Type != mvccpb.PUT {
+				t.Fatalf("event %d: %s, want a put at %d", i, evString([]*clientv3.Event{ev}), want)
+			}
+		}
+	})
+}
