@@ -214,6 +214,7 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	registerWatchMetrics(reg, m.hub)
 	m.grpc = grpcapi.NewServer(m.srv, grpcapi.Options{
 		Logger:          lg,
 		MaxRequestBytes: cfg.MaxRequestBytes,

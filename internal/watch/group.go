@@ -80,6 +80,7 @@ func (w *watcher) trySend(resp *pb.WatchResponse) bool {
 	}
 	select {
 	case w.stream.ch <- resp:
+		w.stream.h.eventsSent.Add(uint64(len(resp.Events)))
 		return true
 	default:
 		return false

@@ -73,7 +73,10 @@ type Hub struct {
 	stop     chan struct{}
 	done     chan struct{}
 
+	eventsSent atomic.Uint64
+
 	mu       sync.Mutex
+	watchers int   // live watchers (not canceled, compacted or closed)
 	rev      int64 // every revision up to rev was delivered to the synced group
 	synced   *group
 	unsynced []*watcher // in the order they fell behind
@@ -267,6 +270,7 @@ func (h *Hub) moveToSynced(w *watcher) {
 // add registers a new watcher: synced if it starts after the hub's revision, else
 // unsynced. Called with h.mu held.
 func (h *Hub) add(w *watcher) {
+	h.watchers++
 	if w.minRev > h.rev {
 		h.moveToSynced(w)
 		return
@@ -277,10 +281,35 @@ func (h *Hub) add(w *watcher) {
 
 // remove forgets w, in whichever group it is. Called with h.mu held.
 func (h *Hub) remove(w *watcher) {
+	if !w.done {
+		h.watchers--
+	}
 	w.done = true
 	if w.synced {
 		h.synced.delete(w)
 		w.synced = false
 	}
 	// An unsynced watcher is dropped from the list by the next catchUp.
+}
+
+// Metrics are the hub's figures, pulled (etcd's etcd_debugging_mvcc_watch_stream_total,
+// _watcher_total, _slow_watcher_total and _events_total).
+type Metrics struct {
+	Streams      int
+	Watchers     int
+	SlowWatchers int    // watchers in the unsynced group
+	EventsSent   uint64 // events queued on streams since start
+}
+
+// Metrics returns the hub's current figures.
+func (h *Hub) Metrics() Metrics {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	slow := 0
+	for _, w := range h.unsynced {
+		if !w.done && !w.synced {
+			slow++
+		}
+	}
+	return Metrics{Streams: len(h.streams), Watchers: h.watchers, SlowWatchers: slow, EventsSent: h.eventsSent.Load()}
 }

@@ -121,7 +121,7 @@ func (h *Hub) cancelCompacted(w *watcher) bool {
 	if !w.trySend(resp) {
 		return false
 	}
-	w.done = true
+	h.remove(w)
 	return true
 }
 
