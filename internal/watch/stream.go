@@ -43,6 +43,9 @@ func (h *Hub) NewStream() *Stream {
 // Chan is where the stream's responses arrive; it is closed by Close (or the hub's).
 func (s *Stream) Chan() <-chan *pb.WatchResponse { return s.ch }
 
+// full reports whether the stream's buffer has no room for a response.
+func (s *Stream) full() bool { return len(s.ch) == cap(s.ch) }
+
 // Rev is the store's current revision (what etcd puts in a created response's header).
 func (s *Stream) Rev() int64 { return s.h.store.Rev() }
 

@@ -42,6 +42,12 @@ func (h *Hub) catchUp() bool {
 			h.moveToSynced(w)
 			continue
 		}
+		if w.stream.full() {
+			// Reading history it cannot take yet would be wasted: a stream that does
+			// not read costs no store reads either.
+			keep = append(keep, w)
+			continue
+		}
 		if v == nil {
 			v = h.store.Read()
 		}
