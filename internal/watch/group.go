@@ -28,6 +28,10 @@ type watcher struct {
 	noPut    bool
 	noDelete bool
 
+	// prevK, nextK link the synced watchers of one key (group.keys), without a
+	// container per key.
+	prevK, nextK *watcher
+
 	synced bool
 	// done: canceled, compacted or its stream closed; the hub forgets it.
 	done bool
@@ -88,63 +92,71 @@ func (w *watcher) trySend(resp *pb.WatchResponse) bool {
 }
 
 // group is a set of watchers indexed for event matching: watchers of one key by that
-// key, range watchers in a list.
+// key (a list through the watchers themselves), range watchers in a set.
 type group struct {
-	keys   map[string]map[*watcher]struct{}
+	keys   map[string]*watcher // head of each key's list
 	ranges map[*watcher]struct{}
 	n      int
 }
 
 func newGroup() *group {
-	return &group{keys: make(map[string]map[*watcher]struct{}), ranges: make(map[*watcher]struct{})}
+	return &group{keys: make(map[string]*watcher), ranges: make(map[*watcher]struct{})}
 }
 
 func (g *group) add(w *watcher) {
 	if w.end == nil {
-		set := g.keys[string(w.key)]
-		if set == nil {
-			set = make(map[*watcher]struct{})
-			g.keys[string(w.key)] = set
+		head := g.keys[string(w.key)]
+		w.prevK, w.nextK = nil, head
+		if head != nil {
+			head.prevK = w
 		}
-		set[w] = struct{}{}
+		g.keys[string(w.key)] = w
 	} else {
 		g.ranges[w] = struct{}{}
 	}
 	g.n++
 }
 
-func (g *group) delete(w *watcher) bool {
+// delete removes w, which must be in the group.
+func (g *group) delete(w *watcher) {
 	if w.end == nil {
-		set := g.keys[string(w.key)]
-		if _, ok := set[w]; !ok {
-			return false
-		}
-		delete(set, w)
-		if len(set) == 0 {
+		switch {
+		case w.prevK != nil:
+			w.prevK.nextK = w.nextK
+		case w.nextK != nil:
+			g.keys[string(w.key)] = w.nextK
+		default:
 			delete(g.keys, string(w.key))
 		}
-	} else {
-		if _, ok := g.ranges[w]; !ok {
-			return false
+		if w.nextK != nil {
+			w.nextK.prevK = w.prevK
 		}
+		w.prevK, w.nextK = nil, nil
+	} else {
 		delete(g.ranges, w)
 	}
 	g.n--
-	return true
 }
 
 func (g *group) size() int { return g.n }
 
 // matching calls fn once for each watcher that may want one of evs (its range holds
-// one of their keys).
+// one of their keys). fn may delete the watcher it is given from the group.
 func (g *group) matching(evs []*mvccpb.Event, fn func(w *watcher)) {
-	seen := make(map[*watcher]struct{})
+	var seen map[*watcher]struct{}
+	if len(evs) > 1 {
+		seen = make(map[*watcher]struct{})
+	}
 	for _, ev := range evs {
-		for w := range g.keys[string(ev.Kv.Key)] {
+		for w := g.keys[string(ev.Kv.Key)]; w != nil; {
+			next := w.nextK
 			if _, ok := seen[w]; !ok {
-				seen[w] = struct{}{}
+				if seen != nil {
+					seen[w] = struct{}{}
+				}
 				fn(w)
 			}
+			w = next
 		}
 	}
 	for w := range g.ranges {
@@ -157,11 +169,13 @@ func (g *group) matching(evs []*mvccpb.Event, fn func(w *watcher)) {
 	}
 }
 
-// each calls fn for every watcher of the group.
+// each calls fn for every watcher of the group; fn may delete it.
 func (g *group) each(fn func(w *watcher)) {
-	for _, set := range g.keys {
-		for w := range set {
+	for _, head := range g.keys {
+		for w := head; w != nil; {
+			next := w.nextK
 			fn(w)
+			w = next
 		}
 	}
 	for w := range g.ranges {
