@@ -398,3 +398,57 @@ func TestNotifyNeverBlocks(t *testing.T) {
 		f.put("k", fmt.Sprint(i))
 	}
 }
+
+// TestCreationRacingCompaction creates watchers from past revisions while compaction
+// moves up: each gets either its whole history from its start revision, in order and
+// without a gap, or a compaction response before any event it should not have lost.
+func TestCreationRacingCompaction(t *testing.T) {
+	f := newFixture(t)
+	first := f.put("k", "0")
+	const n = 400
+	for i := 1; i < n; i++ {
+		f.put("k", fmt.Sprint(i))
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for rev := first + 20; rev < first+n-50; rev += 20 {
+			f.compact(rev)
+		}
+	}()
+	type made struct {
+		s     *Stream
+		id    int64
+		start int64
+	}
+	var ws []made
+	for i := range 40 {
+		s := f.hub.NewStream()
+		start := first + int64(i*9)
+		ws = append(ws, made{s, f.watch(s, &pb.WatchCreateRequest{Key: []byte("k"), StartRevision: start}), start})
+	}
+	<-done
+	last := f.store.Rev()
+	compacted := 0
+	for _, w := range ws {
+		next := w.start
+		for next <= last {
+			r := recv(t, w.s)
+			if r.CompactRevision != 0 {
+				if r.CompactRevision <= next {
+					t.Fatalf("watcher from %d: compacted at %d while it needed %d", w.start, r.CompactRevision, next)
+				}
+				compacted++
+				break
+			}
+			for _, ev := range r.Events {
+				if ev.Kv.ModRevision != next {
+					t.Fatalf("watcher from %d: event at %d, want %d", w.start, ev.Kv.ModRevision, next)
+				}
+				next++
+			}
+		}
+		w.s.Close()
+	}
+	t.Logf("%d of %d watchers were compacted", compacted, len(ws))
+}
