@@ -25,7 +25,7 @@ conformance:
 	tests/conformance/run.sh
 
 robustness-short:
-	$(MAKE) -C tests/robustness short-kv
+	$(MAKE) -C tests/robustness short-kv-watch
 
 robustness:
 	$(MAKE) -C tests/robustness long-kv

@@ -227,7 +227,9 @@ func (h *Hub) deliverNew() bool {
 	}
 	h.notifySynced(cur, evs)
 	h.rev = to
-	return to < target
+	// More is ready when the pass stopped at its bound, not when the store has not
+	// yet published what was notified (a later Notify wakes the hub then).
+	return to < min(target, v.Rev())
 }
 
 // notifySynced hands the events of revision rev to the synced watchers they match. A
