@@ -28,7 +28,7 @@ robustness-short:
 	$(MAKE) -C tests/robustness short-kv-watch
 
 robustness:
-	$(MAKE) -C tests/robustness long-kv
+	$(MAKE) -C tests/robustness long-kv-watch
 
 # Side-by-side MetaStore vs etcd v3.7.3 (docs/BENCHMARKS.md), e.g. make bench-compare ARGS="--rounds 3".
 bench-compare:
