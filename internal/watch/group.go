@@ -2,6 +2,8 @@ package watch
 
 import (
 	"bytes"
+	"cmp"
+	"slices"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -28,6 +30,8 @@ type watcher struct {
 	noPut    bool
 	noDelete bool
 
+	// seq orders watchers created on the same key (intervals).
+	seq uint64
 	// prevK, nextK link the synced watchers of one key (group.keys), without a
 	// container per key.
 	prevK, nextK *watcher
@@ -92,15 +96,15 @@ func (w *watcher) trySend(resp *pb.WatchResponse) bool {
 }
 
 // group is a set of watchers indexed for event matching: watchers of one key by that
-// key (a list through the watchers themselves), range watchers in a set.
+// key (a list through the watchers themselves), range watchers in an interval tree.
 type group struct {
 	keys   map[string]*watcher // head of each key's list
-	ranges map[*watcher]struct{}
+	ranges intervals
 	n      int
 }
 
 func newGroup() *group {
-	return &group{keys: make(map[string]*watcher), ranges: make(map[*watcher]struct{})}
+	return &group{keys: make(map[string]*watcher)}
 }
 
 func (g *group) add(w *watcher) {
@@ -112,7 +116,7 @@ func (g *group) add(w *watcher) {
 		}
 		g.keys[string(w.key)] = w
 	} else {
-		g.ranges[w] = struct{}{}
+		g.ranges.insert(w)
 	}
 	g.n++
 }
@@ -133,7 +137,7 @@ func (g *group) delete(w *watcher) {
 		}
 		w.prevK, w.nextK = nil, nil
 	} else {
-		delete(g.ranges, w)
+		g.ranges.remove(w)
 	}
 	g.n--
 }
@@ -159,13 +163,16 @@ func (g *group) matching(evs []*mvccpb.Event, fn func(w *watcher)) {
 			w = next
 		}
 	}
-	for w := range g.ranges {
-		for _, ev := range evs {
-			if w.contains(ev.Kv.Key) {
-				fn(w)
-				break
-			}
-		}
+	var ranged []*watcher
+	for _, ev := range evs {
+		ranged = g.ranges.stab(ev.Kv.Key, ranged)
+	}
+	if len(evs) > 1 {
+		slices.SortFunc(ranged, func(a, b *watcher) int { return cmp.Compare(a.seq, b.seq) })
+		ranged = slices.Compact(ranged)
+	}
+	for _, w := range ranged {
+		fn(w)
 	}
 }
 
@@ -178,7 +185,9 @@ func (g *group) each(fn func(w *watcher)) {
 			w = next
 		}
 	}
-	for w := range g.ranges {
+	var ranged []*watcher
+	g.ranges.each(func(w *watcher) { ranged = append(ranged, w) })
+	for _, w := range ranged {
 		fn(w)
 	}
 }

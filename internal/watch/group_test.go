@@ -1,6 +1,8 @@
 package watch
 
 import (
+	"bytes"
+	"math/rand/v2"
 	"slices"
 	"testing"
 
@@ -29,6 +31,7 @@ func TestGroupMatchesEachWatcherOnce(t *testing.T) {
 		{id: 6, key: []byte("b"), end: []byte{}},    // every key from b
 	}
 	for _, w := range ws {
+		w.seq = uint64(w.id)
 		g.add(w)
 	}
 	for _, tc := range []struct {
@@ -63,5 +66,59 @@ func TestGroupMatchesEachWatcherOnce(t *testing.T) {
 	})
 	if len(ids) != 3 || g.size() != 2 {
 		t.Fatalf("matched %v while deleting, size after %d (want 3 matched, 2 left)", ids, g.size())
+	}
+}
+
+// TestIntervalsAgreeWithAScan compares the interval tree with checking every range,
+// over random inserts, removals and stabs.
+func TestIntervalsAgreeWithAScan(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	key := func() []byte { return []byte{byte('a' + rng.IntN(12)), byte('a' + rng.IntN(3))} }
+	var tree intervals
+	var all []*watcher
+	for step := range 4000 {
+		switch op := rng.IntN(10); {
+		case op < 5 || len(all) == 0:
+			w := &watcher{seq: uint64(step), key: key()}
+			if rng.IntN(4) == 0 {
+				w.end = []byte{} // every key from key
+			} else {
+				w.end = append(w.key[:1:1], w.key[1]+byte(1+rng.IntN(30)))
+				if rng.IntN(2) == 0 {
+					w.end = key()
+				}
+				if bytes.Compare(w.key, w.end) >= 0 {
+					continue
+				}
+			}
+			tree.insert(w)
+			all = append(all, w)
+		case op < 7:
+			i := rng.IntN(len(all))
+			if !tree.remove(all[i]) {
+				t.Fatalf("step %d: remove of a present watcher failed", step)
+			}
+			all = slices.Delete(all, i, i+1)
+		default:
+			k := key()
+			var want []uint64
+			for _, w := range all {
+				if w.contains(k) {
+					want = append(want, w.seq)
+				}
+			}
+			var got []uint64
+			for _, w := range tree.stab(k, nil) {
+				got = append(got, w.seq)
+			}
+			slices.Sort(want)
+			slices.Sort(got)
+			if !slices.Equal(got, want) {
+				t.Fatalf("step %d: stab(%q) = %v, want %v", step, k, got, want)
+			}
+		}
+		if tree.n != len(all) {
+			t.Fatalf("step %d: tree holds %d, want %d", step, tree.n, len(all))
+		}
 	}
 }

@@ -76,8 +76,9 @@ type Hub struct {
 	eventsSent atomic.Uint64
 
 	mu       sync.Mutex
-	watchers int   // live watchers (not canceled, compacted or closed)
-	rev      int64 // every revision up to rev was delivered to the synced group
+	watchers int    // live watchers (not canceled, compacted or closed)
+	seq      uint64 // of the last watcher created
+	rev      int64  // every revision up to rev was delivered to the synced group
 	synced   *group
 	unsynced []*watcher // in the order they fell behind
 	streams  map[*Stream]struct{}

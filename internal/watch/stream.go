@@ -76,7 +76,8 @@ func (s *Stream) Watch(r *pb.WatchCreateRequest) (int64, error) {
 	} else if s.watchers[id] != nil {
 		return -1, ErrDuplicateID
 	}
-	w := &watcher{id: id, stream: s, key: r.Key, end: r.RangeEnd, startRev: r.StartRevision, prevKV: r.PrevKv}
+	h.seq++
+	w := &watcher{seq: h.seq, id: id, stream: s, key: r.Key, end: r.RangeEnd, startRev: r.StartRevision, prevKV: r.PrevKv}
 	for _, f := range r.Filters {
 		switch f {
 		case pb.WatchCreateRequest_NOPUT:
