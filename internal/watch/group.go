@@ -52,31 +52,53 @@ func (w *watcher) contains(key []byte) bool {
 	return len(w.end) == 0 || bytes.Compare(key, w.end) < 0
 }
 
-// filter returns the events of evs this watcher sends: in its range, at or above
-// minRev, not filtered out, without PrevKv unless asked. evs are shared by every
-// watcher: an event is copied (shallowly) rather than changed.
-func (w *watcher) filter(evs []*mvccpb.Event) []*mvccpb.Event {
+// events is a run of events shared by every watcher they are offered to, with their
+// copies without PrevKv made once, when a watcher that did not ask for prev_kv first
+// needs one.
+type events struct {
+	evs  []*mvccpb.Event
+	bare []*mvccpb.Event
+}
+
+func newEvents(evs []*mvccpb.Event) *events { return &events{evs: evs} }
+
+// bareAt is evs[i] without PrevKv. The events themselves are never changed.
+func (e *events) bareAt(i int) *mvccpb.Event {
+	ev := e.evs[i]
+	if ev.PrevKv == nil {
+		return ev
+	}
+	if e.bare == nil {
+		e.bare = make([]*mvccpb.Event, len(e.evs))
+	}
+	if e.bare[i] == nil {
+		e.bare[i] = &mvccpb.Event{Type: ev.Type, Kv: ev.Kv}
+	}
+	return e.bare[i]
+}
+
+// filter returns the events this watcher sends: in its range, at or above minRev, not
+// filtered out, without PrevKv unless asked.
+func (w *watcher) filter(e *events) []*mvccpb.Event {
 	var out []*mvccpb.Event
-	for _, ev := range evs {
-		if e, ok := w.want(ev); ok {
-			out = append(out, e)
+	for i, ev := range e.evs {
+		if !w.wants(ev) {
+			continue
 		}
+		if !w.prevKV {
+			ev = e.bareAt(i)
+		}
+		out = append(out, ev)
 	}
 	return out
 }
 
-// want returns ev as this watcher sends it, or false if it does not send it.
-func (w *watcher) want(ev *mvccpb.Event) (*mvccpb.Event, bool) {
-	if !w.contains(ev.Kv.Key) || ev.Kv.ModRevision < w.minRev {
-		return nil, false
+// wants reports whether the watcher sends ev.
+func (w *watcher) wants(ev *mvccpb.Event) bool {
+	if ev.Kv.ModRevision < w.minRev || !w.contains(ev.Kv.Key) {
+		return false
 	}
-	if (w.noPut && ev.Type == mvccpb.Event_PUT) || (w.noDelete && ev.Type == mvccpb.Event_DELETE) {
-		return nil, false
-	}
-	if !w.prevKV && ev.PrevKv != nil {
-		ev = &mvccpb.Event{Type: ev.Type, Kv: ev.Kv}
-	}
-	return ev, true
+	return !(w.noPut && ev.Type == mvccpb.Event_PUT) && !(w.noDelete && ev.Type == mvccpb.Event_DELETE)
 }
 
 // trySend queues resp on the watcher's stream without blocking; false if the stream's

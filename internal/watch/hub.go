@@ -239,11 +239,12 @@ func (h *Hub) notifySynced(rev int64, evs []*mvccpb.Event) {
 	if len(evs) == 0 {
 		return
 	}
+	shared := newEvents(evs)
 	h.synced.matching(evs, func(w *watcher) {
 		if w.minRev > rev {
 			return
 		}
-		out := w.filter(evs)
+		out := w.filter(shared)
 		if len(out) == 0 {
 			w.minRev = rev + 1
 			return

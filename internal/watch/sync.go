@@ -1,74 +1,87 @@
 package watch
 
 import (
+	"cmp"
 	"errors"
+	"slices"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
-	"google.golang.org/protobuf/proto"
+	"go.uber.org/zap"
 
 	"github.com/metastore/metastore/internal/mvcc"
 )
 
 // catchUp gives one chunk of history to each of at most maxWatchersPerSync unsynced
-// watchers, moves those that reached the hub's revision to the synced group, and
-// cancels those that compaction overtook. It reports whether a watcher advanced and
-// still has history to read (so another pass should follow at once). Called with h.mu
-// held.
+// watchers whose streams have room, moves those that reached the hub's revision to the
+// synced group, and cancels those that compaction overtook. Watchers are served in
+// order of their next revision, and each chunk of the revision log is read once for
+// every watcher it starts in (as etcd's syncWatchers reads once for its batch). It
+// reports whether a watcher advanced and still has history to read (so another pass
+// should follow at once). Called with h.mu held.
 func (h *Hub) catchUp() bool {
 	if len(h.unsynced) == 0 {
 		return false
 	}
-	var v mvcc.ReadCloser
-	defer func() {
-		if v != nil {
-			v.Close()
-		}
-	}()
 	keep := make([]*watcher, 0, len(h.unsynced))
+	var ready []*watcher
 	more := false
-	processed := 0
 	for _, w := range h.unsynced {
-		if w.done || w.synced {
-			continue
-		}
-		if processed == maxWatchersPerSync {
+		switch {
+		case w.done || w.synced:
+		case w.minRev > h.rev:
+			h.moveToSynced(w)
+		case len(ready) == maxWatchersPerSync:
 			keep = append(keep, w)
 			more = true
-			continue
-		}
-		processed++
-		if w.minRev > h.rev {
-			h.moveToSynced(w)
-			continue
-		}
-		if w.stream.full() {
-			// Reading history it cannot take yet would be wasted: a stream that does
-			// not read costs no store reads either.
+		case w.stream.full():
+			// Reading history it cannot take yet would be wasted: a stream that
+			// does not read costs no store reads either.
 			keep = append(keep, w)
-			continue
+		default:
+			ready = append(ready, w)
 		}
-		if v == nil {
-			v = h.store.Read()
-		}
-		advanced, err := h.catchUpOne(w, v)
-		switch {
-		case errors.Is(err, mvcc.ErrCompacted):
+	}
+	if len(ready) == 0 {
+		h.unsynced = keep
+		return more
+	}
+	slices.SortStableFunc(ready, func(a, b *watcher) int { return cmp.Compare(a.minRev, b.minRev) })
+	v := h.store.Read()
+	defer v.Close()
+	compact := h.store.CompactRev()
+	for i := 0; i < len(ready); {
+		if w := ready[i]; w.minRev < compact {
 			if !h.cancelCompacted(w) {
 				keep = append(keep, w)
 			}
+			i++
 			continue
-		case err != nil:
-			h.lg.Warn("watch: reading history failed; retrying")
+		}
+		evs, hi, err := h.readChunk(v, ready[i].minRev)
+		if errors.Is(err, mvcc.ErrCompacted) {
+			compact = max(h.store.CompactRev(), ready[i].minRev+1) // the view's compaction is no later
+			continue
+		}
+		if err != nil {
+			h.lg.Warn("watch: reading history failed; retrying", zap.Error(err))
+			keep = append(keep, ready[i:]...)
+			break
+		}
+		shared := newEvents(evs)
+		for ; i < len(ready) && ready[i].minRev <= hi; i++ {
+			w := ready[i]
+			if out := w.filter(shared); len(out) > 0 &&
+				!w.trySend(&pb.WatchResponse{Header: &pb.ResponseHeader{Revision: h.rev}, WatchId: w.id, Events: out}) {
+				keep = append(keep, w)
+				continue
+			}
+			w.minRev = hi + 1
+			if w.minRev > h.rev {
+				h.moveToSynced(w)
+				continue
+			}
 			keep = append(keep, w)
-			continue
-		}
-		if w.minRev > h.rev {
-			h.moveToSynced(w)
-			continue
-		}
-		keep = append(keep, w)
-		if advanced {
 			more = true
 		}
 	}
@@ -76,45 +89,42 @@ func (h *Hub) catchUp() bool {
 	return more
 }
 
-// catchUpOne sends w the next chunk of its history from v: the complete revisions
-// from w.minRev up to the hub's revision, at most maxRevsPerChunk of them and about
-// maxChunkBytes of events, in one response (as etcd, whose catch-up responses carry
-// several revisions, headed by the current revision). It reports whether w advanced;
-// it does not when w's stream is full. ErrCompacted if compaction removed w.minRev.
-func (h *Hub) catchUpOne(w *watcher, v mvcc.ReadCloser) (bool, error) {
-	if w.minRev < h.store.CompactRev() {
-		return false, mvcc.ErrCompacted
-	}
-	to := min(h.rev, w.minRev+maxRevsPerChunk-1)
+// readChunk reads the events of the complete revisions from lo up to the hub's
+// revision, at most maxRevsPerChunk of them and about maxChunkBytes (a revision is
+// never split, so a chunk may pass it by one revision). It returns them with the last
+// revision read.
+func (h *Hub) readChunk(v mvcc.ReadCloser, lo int64) ([]*mvccpb.Event, int64, error) {
+	hi := min(h.rev, lo+maxRevsPerChunk-1)
 	var (
-		out   []*mvccpb.Event
-		size  int
-		cur   int64
-		upTo  = to
-		start = w.minRev
+		evs  []*mvccpb.Event
+		size int
+		cur  int64
 	)
-	err := v.Changes(start, to, func(ev *mvccpb.Event) error {
+	err := v.Changes(lo, hi, func(ev *mvccpb.Event) error {
 		if r := ev.Kv.ModRevision; r != cur {
 			if size >= maxChunkBytes {
-				upTo = cur
+				hi = cur
 				return errStop
 			}
 			cur = r
 		}
-		if e, ok := w.want(ev); ok {
-			out = append(out, e)
-			size += proto.Size(e)
-		}
+		evs = append(evs, ev)
+		size += eventSize(ev)
 		return nil
 	})
 	if err != nil && !errors.Is(err, errStop) {
-		return false, err
+		return nil, 0, err
 	}
-	if len(out) > 0 && !w.trySend(&pb.WatchResponse{Header: &pb.ResponseHeader{Revision: h.rev}, WatchId: w.id, Events: out}) {
-		return false, nil
+	return evs, hi, nil
+}
+
+// eventSize is about what ev costs in memory and on the wire.
+func eventSize(ev *mvccpb.Event) int {
+	n := 64 + len(ev.Kv.Key) + len(ev.Kv.Value)
+	if ev.PrevKv != nil {
+		n += 64 + len(ev.PrevKv.Key) + len(ev.PrevKv.Value)
 	}
-	w.minRev = upTo + 1
-	return true, nil
+	return n
 }
 
 // cancelCompacted tells w that compaction passed its next revision, as etcd: a
