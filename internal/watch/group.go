@@ -110,7 +110,10 @@ func (w *watcher) trySend(resp *pb.WatchResponse) bool {
 	}
 	select {
 	case w.stream.ch <- resp:
-		w.stream.h.eventsSent.Add(uint64(len(resp.Events)))
+		if n := len(resp.Events); n > 0 {
+			w.stream.maxSent = max(w.stream.maxSent, resp.Events[n-1].Kv.ModRevision)
+			w.stream.h.eventsSent.Add(uint64(n))
+		}
 		return true
 	default:
 		return false

@@ -8,15 +8,17 @@
 // store through an ordinary committed-state view (mvcc Store.Read, ReadCloser.Changes
 // over the `R` revision log) and hands each revision's events to the watchers.
 //
-// Groups. A synced watcher has received every matching event up to the hub's revision:
-// it gets new revisions as they are read. A watcher that starts in the past, or whose
-// stream's buffer was full when a revision was for it, is unsynced: the hub catches it
-// up by reading the revision log from its next revision in chunks of at most
-// maxRevsPerChunk revisions and maxChunkBytes of events, one chunk per pass, and moves
-// it back to synced when it reaches the hub's revision. A stream that does not read
+// Groups. A synced watcher has received every matching event up to the hub's revision
+// (watchers of one key are found by the key, range watchers in an interval tree): it
+// gets new revisions as they are read, one response per revision. A watcher that
+// starts in the past, or whose stream's buffer was full when a revision was for it,
+// is unsynced: the hub catches it up from the revision log, one chunk (at most
+// maxRevsPerChunk revisions and about maxChunkBytes of events, never splitting a
+// revision) per pass, each chunk read once for all the watchers it starts in, and
+// moves it back to synced when it has what the store had. A stream that does not read
 // thus costs its buffer (streamBufLen responses) and a position per watcher, never a
-// queue, and never delays another stream: sends are non-blocking. A watcher still
-// catching up when compaction passes its next revision is canceled with
+// queue or a store read, and never delays another stream: sends are non-blocking. A
+// watcher still catching up when compaction passes its next revision is canceled with
 // compact_revision set, as etcd.
 //
 // It must not know about gRPC, Raft or the server: grpcapi drives a Stream, the server
@@ -271,11 +273,12 @@ func (h *Hub) moveToSynced(w *watcher) {
 	h.synced.add(w)
 }
 
-// add registers a new watcher: synced if it starts after the hub's revision, else
-// unsynced. Called with h.mu held.
+// add registers a new watcher: synced if it starts after the store's revision, else
+// unsynced, to be caught up from the store (up to what the store has then, as etcd's
+// first response holds). Called with h.mu held.
 func (h *Hub) add(w *watcher) {
 	h.watchers++
-	if w.minRev > h.rev {
+	if w.minRev > max(h.rev, h.store.Rev()) {
 		h.moveToSynced(w)
 		return
 	}

@@ -452,3 +452,47 @@ func TestCreationRacingCompaction(t *testing.T) {
 	}
 	t.Logf("%d of %d watchers were compacted", compacted, len(ws))
 }
+
+// TestCatchUpPastTheHubsRevision: a catch-up reads what the store has, even revisions
+// the hub has not been told of yet; when the hub reads them, the watcher gets no
+// duplicate, and progress never reports less than what was sent.
+func TestCatchUpPastTheHubsRevision(t *testing.T) {
+	f := newFixture(t)
+	first := f.put("k", "0")
+	f.put("k", "1")
+	// Two revisions the apply loop has not told the hub about yet.
+	notify := f.hub.Notify
+	silent := func(k, v string) int64 {
+		b := f.eng.NewBatch()
+		defer b.Close()
+		w := f.store.Write(b)
+		if _, err := w.Put([]byte(k), []byte(v), 0, false); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.End(); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Commit(false); err != nil {
+			t.Fatal(err)
+		}
+		f.store.Committed(w)
+		return f.store.Rev()
+	}
+	silent("k", "2")
+	last := silent("k", "3")
+	s := f.hub.NewStream()
+	id := f.watch(s, &pb.WatchCreateRequest{Key: []byte("k"), StartRevision: first})
+	r := recv(t, s)
+	if len(r.Events) != 4 || r.Header.Revision != last {
+		t.Fatalf("catch-up response: %d events at %d, want the 4 up to %d", len(r.Events), r.Header.Revision, last)
+	}
+	s.RequestProgressAll()
+	notify(last)
+	if r := recv(t, s); r.WatchId != -1 || r.Header.Revision < last {
+		t.Fatalf("after the catch-up: %v, want progress at %d at least", r, last)
+	}
+	next := f.put("k", "4")
+	if r := recv(t, s); r.WatchId != id || len(r.Events) != 1 || r.Events[0].Kv.ModRevision != next {
+		t.Fatalf("next response %v, want only the put at %d", r, next)
+	}
+}

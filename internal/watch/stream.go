@@ -24,6 +24,9 @@ type Stream struct {
 	closed          bool
 	progressPending bool
 	progressAt      int64 // the store's revision when progress was requested
+	// maxSent is the highest revision of an event queued on the stream: a progress
+	// response never reports less (a catch-up may run ahead of the hub's revision).
+	maxSent int64
 }
 
 // NewStream opens a stream. On a closed hub the stream is closed already.
@@ -120,7 +123,7 @@ func (s *Stream) RequestProgress(id int64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	w := s.watchers[id]
-	if w == nil || s.closed || !h.isSynced(w) {
+	if w == nil || s.closed || !h.isSynced(w) || h.rev < s.maxSent {
 		return
 	}
 	w.trySend(&pb.WatchResponse{Header: &pb.ResponseHeader{Revision: h.rev}, WatchId: id})
@@ -147,7 +150,7 @@ func (s *Stream) RequestProgressAll() {
 // maybeAnswerProgressLocked answers a pending RequestProgressAll if it can.
 func (s *Stream) maybeAnswerProgressLocked() bool {
 	h := s.h
-	if h.rev < s.progressAt {
+	if h.rev < s.progressAt || h.rev < s.maxSent {
 		return false
 	}
 	for _, w := range s.watchers {

@@ -23,13 +23,16 @@ func (h *Hub) catchUp() bool {
 	if len(h.unsynced) == 0 {
 		return false
 	}
+	v := h.store.Read()
+	defer v.Close()
+	vrev := v.Rev() // at least the hub's revision
 	keep := make([]*watcher, 0, len(h.unsynced))
 	var ready []*watcher
 	more := false
 	for _, w := range h.unsynced {
 		switch {
 		case w.done || w.synced:
-		case w.minRev > h.rev:
+		case w.minRev > vrev:
 			h.moveToSynced(w)
 		case len(ready) == maxWatchersPerSync:
 			keep = append(keep, w)
@@ -47,8 +50,6 @@ func (h *Hub) catchUp() bool {
 		return more
 	}
 	slices.SortStableFunc(ready, func(a, b *watcher) int { return cmp.Compare(a.minRev, b.minRev) })
-	v := h.store.Read()
-	defer v.Close()
 	compact := h.store.CompactRev()
 	for i := 0; i < len(ready); {
 		if w := ready[i]; w.minRev < compact {
@@ -72,12 +73,12 @@ func (h *Hub) catchUp() bool {
 		for ; i < len(ready) && ready[i].minRev <= hi; i++ {
 			w := ready[i]
 			if out := w.filter(shared); len(out) > 0 &&
-				!w.trySend(&pb.WatchResponse{Header: &pb.ResponseHeader{Revision: h.rev}, WatchId: w.id, Events: out}) {
+				!w.trySend(&pb.WatchResponse{Header: &pb.ResponseHeader{Revision: vrev}, WatchId: w.id, Events: out}) {
 				keep = append(keep, w)
 				continue
 			}
 			w.minRev = hi + 1
-			if w.minRev > h.rev {
+			if w.minRev > vrev {
 				h.moveToSynced(w)
 				continue
 			}
@@ -89,12 +90,17 @@ func (h *Hub) catchUp() bool {
 	return more
 }
 
-// readChunk reads the events of the complete revisions from lo up to the hub's
+// readChunk reads the events of the complete revisions from lo up to the view's
 // revision, at most maxRevsPerChunk of them and about maxChunkBytes (a revision is
 // never split, so a chunk may pass it by one revision). It returns them with the last
 // revision read.
+//
+// The view's revision may be above the hub's (the hub has not read the latest
+// revisions yet): a watcher caught up past the hub's revision joins the synced group
+// with its minRev above it, and the synced delivery skips what it already has. So a
+// catch-up response holds what the store had when it was read, as etcd's does.
 func (h *Hub) readChunk(v mvcc.ReadCloser, lo int64) ([]*mvccpb.Event, int64, error) {
-	hi := min(h.rev, lo+maxRevsPerChunk-1)
+	hi := min(v.Rev(), lo+maxRevsPerChunk-1)
 	var (
 		evs  []*mvccpb.Event
 		size int
