@@ -101,24 +101,9 @@ func (w *watcher) wants(ev *mvccpb.Event) bool {
 	return !(w.noPut && ev.Type == mvccpb.Event_PUT) && !(w.noDelete && ev.Type == mvccpb.Event_DELETE)
 }
 
-// trySend queues resp on the watcher's stream without blocking; false if the stream's
-// buffer is full. Called with Hub.mu held, which Stream.Close also takes before it
-// closes the channel.
-func (w *watcher) trySend(resp *pb.WatchResponse) bool {
-	if w.stream.closed {
-		return true
-	}
-	select {
-	case w.stream.ch <- resp:
-		if n := len(resp.Events); n > 0 {
-			w.stream.maxSent = max(w.stream.maxSent, resp.Events[n-1].Kv.ModRevision)
-			w.stream.h.eventsSent.Add(uint64(n))
-		}
-		return true
-	default:
-		return false
-	}
-}
+// trySend queues resp on the watcher's stream without blocking; false if the stream
+// has no room (Stream.offer). Called with Hub.mu held.
+func (w *watcher) trySend(resp *pb.WatchResponse) bool { return w.stream.offer(resp) }
 
 // group is a set of watchers indexed for event matching: watchers of one key by that
 // key (a list through the watchers themselves), range watchers in an interval tree.

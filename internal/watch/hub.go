@@ -48,8 +48,11 @@ var (
 
 // Limits.
 const (
-	// streamBufLen is the number of responses a stream buffers (etcd's chanBufLen).
-	streamBufLen = 128
+	// streamBufLen is the number of responses a stream buffers (etcd's chanBufLen is
+	// 128: more room keeps more watchers of a busy stream synced), and maxStreamBytes
+	// about the most event bytes they hold (one response alone may pass it).
+	streamBufLen   = 1024
+	maxStreamBytes = 16 << 20
 	// maxRevsPerChunk bounds the revisions one catch-up response covers (etcd's
 	// watchBatchMaxRevs); maxChunkBytes bounds its events' size (a whole revision is
 	// never split, so a chunk may pass it by one revision).

@@ -2,6 +2,7 @@ package watch
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -494,5 +495,35 @@ func TestCatchUpPastTheHubsRevision(t *testing.T) {
 	next := f.put("k", "4")
 	if r := recv(t, s); r.WatchId != id || len(r.Events) != 1 || r.Events[0].Kv.ModRevision != next {
 		t.Fatalf("next response %v, want only the put at %d", r, next)
+	}
+}
+
+// TestStreamHoldsBoundedBytes: a stream that does not read holds about
+// maxStreamBytes of events, not every revision; its watcher then catches up.
+func TestStreamHoldsBoundedBytes(t *testing.T) {
+	f := newFixture(t)
+	s := f.hub.NewStream()
+	id := f.watch(s, &pb.WatchCreateRequest{Key: []byte("big")})
+	value := strings.Repeat("v", 1<<20)
+	n := maxStreamBytes>>20 + 8
+	for range n {
+		f.put("big", value)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for f.hub.Metrics().SlowWatchers != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the watcher of a full stream never became unsynced")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	f.hub.mu.Lock()
+	s.reclaim()
+	held, queued := s.queuedBytes, len(s.ch)
+	f.hub.mu.Unlock()
+	if held > maxStreamBytes+(2<<20) || queued >= n {
+		t.Fatalf("a stream that does not read holds %d bytes in %d responses (bound %d)", held, queued, maxStreamBytes)
+	}
+	if got := len(collect(t, s, id, n)); got != n {
+		t.Fatalf("%d events after catching up, want %d", got, n)
 	}
 }

@@ -27,6 +27,10 @@ type Stream struct {
 	// maxSent is the highest revision of an event queued on the stream: a progress
 	// response never reports less (a catch-up may run ahead of the hub's revision).
 	maxSent int64
+	// sizes are the event bytes of the responses queued on ch, oldest first, and
+	// queuedBytes their sum (offer, reclaim).
+	sizes       []int
+	queuedBytes int
 }
 
 // NewStream opens a stream. On a closed hub the stream is closed already.
@@ -46,8 +50,56 @@ func (h *Hub) NewStream() *Stream {
 // Chan is where the stream's responses arrive; it is closed by Close (or the hub's).
 func (s *Stream) Chan() <-chan *pb.WatchResponse { return s.ch }
 
-// full reports whether the stream's buffer has no room for a response.
-func (s *Stream) full() bool { return len(s.ch) == cap(s.ch) }
+// full reports whether the stream's buffer has no room for a response: all its
+// slots, or maxStreamBytes of events, are taken. Called with Hub.mu held.
+func (s *Stream) full() bool {
+	s.reclaim()
+	return len(s.ch) == cap(s.ch) || s.queuedBytes >= maxStreamBytes
+}
+
+// offer queues resp without blocking; false if the stream is full, or if resp's events
+// would pass maxStreamBytes while other responses are queued (one response alone may
+// pass it: a revision is never split). On a closed stream it drops resp and reports
+// true. Every send to s.ch is made here, with Hub.mu held, so that the sizes queue
+// mirrors the channel. Called with Hub.mu held.
+func (s *Stream) offer(resp *pb.WatchResponse) bool {
+	if s.closed {
+		return true
+	}
+	s.reclaim()
+	size := 0
+	for _, ev := range resp.Events {
+		size += eventSize(ev)
+	}
+	if len(s.sizes) > 0 && s.queuedBytes+size > maxStreamBytes {
+		return false
+	}
+	select {
+	case s.ch <- resp:
+	default:
+		return false
+	}
+	s.sizes = append(s.sizes, size)
+	s.queuedBytes += size
+	if n := len(resp.Events); n > 0 {
+		s.maxSent = max(s.maxSent, resp.Events[n-1].Kv.ModRevision)
+		s.h.eventsSent.Add(uint64(n))
+	}
+	return true
+}
+
+// reclaim forgets the sizes of the responses the consumer has taken: the channel is
+// FIFO and only offer sends, so they are the oldest len(sizes) - len(ch).
+func (s *Stream) reclaim() {
+	taken := len(s.sizes) - len(s.ch)
+	for _, n := range s.sizes[:taken] {
+		s.queuedBytes -= n
+	}
+	s.sizes = s.sizes[taken:]
+	if len(s.sizes) == 0 {
+		s.sizes = nil // let the array go
+	}
+}
 
 // Rev is the store's current revision (what etcd puts in a created response's header).
 func (s *Stream) Rev() int64 { return s.h.store.Rev() }
@@ -158,9 +210,7 @@ func (s *Stream) maybeAnswerProgressLocked() bool {
 			return false
 		}
 	}
-	select {
-	case s.ch <- &pb.WatchResponse{Header: &pb.ResponseHeader{Revision: h.rev}, WatchId: -1}:
-	default:
+	if !s.offer(&pb.WatchResponse{Header: &pb.ResponseHeader{Revision: h.rev}, WatchId: -1}) {
 		return false
 	}
 	s.progressPending = false
