@@ -222,7 +222,7 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 		Registry:        reg,
 
 		NewWatchStream:              func() grpcapi.WatchStream { return m.hub.NewStream() },
-		WatchProgressNotifyInterval: cfg.WatchProgressNotifyInterval,
+		WatchProgressNotifyInterval: cfg.WatchProgress,
 		ElectionTimeout:             cfg.ElectionTimeout,
 	})
 	mux := grpcapi.NewHTTPMux(m.srv, reg, lg)

@@ -33,29 +33,31 @@ import (
 
 // Defaults, as in etcd v3.7.3 (embed.NewConfig) unless marked "ours".
 const (
-	DefaultName                        = "default"
-	DefaultListenPeerURLs              = "http://localhost:2380"
-	DefaultListenClientURLs            = "http://localhost:2379"
-	DefaultAdvertisePeerURLs           = "http://localhost:2380"
-	DefaultAdvertiseClientURLs         = "http://localhost:2379"
-	DefaultInitialCluster              = DefaultName + "=" + DefaultAdvertisePeerURLs
-	DefaultInitialClusterToken         = "etcd-cluster"
-	DefaultSnapshotCount               = uint64(10000)
-	DefaultSnapshotCatchUpEntries      = uint64(5000)
-	DefaultHeartbeatInterval           = 100 * time.Millisecond
-	DefaultElectionTimeout             = 1000 * time.Millisecond
-	DefaultQuotaBackendBytes           = int64(2 * 1024 * 1024 * 1024) // used when --quota-backend-bytes is 0
-	MaxQuotaBackendBytes               = int64(8 * 1024 * 1024 * 1024) // above this etcd warns
-	DefaultMaxRequestBytes             = uint(1.5 * 1024 * 1024)
-	DefaultMaxTxnOps                   = uint(128)
-	DefaultWatchProgressNotifyInterval = 10 * time.Minute
-	DefaultAutoCompactionMode          = CompactionModePeriodic
-	DefaultAutoCompactionRetention     = "0"
-	DefaultLogger                      = "zap"
-	DefaultLogLevel                    = "info"
-	DefaultLogFormat                   = "json"
-	DefaultLogOutput                   = "default"
-	DefaultStorageEngine               = StorageEnginePebble // ours
+	DefaultName                    = "default"
+	DefaultListenPeerURLs          = "http://localhost:2380"
+	DefaultListenClientURLs        = "http://localhost:2379"
+	DefaultAdvertisePeerURLs       = "http://localhost:2380"
+	DefaultAdvertiseClientURLs     = "http://localhost:2379"
+	DefaultInitialCluster          = DefaultName + "=" + DefaultAdvertisePeerURLs
+	DefaultInitialClusterToken     = "etcd-cluster"
+	DefaultSnapshotCount           = uint64(10000)
+	DefaultSnapshotCatchUpEntries  = uint64(5000)
+	DefaultHeartbeatInterval       = 100 * time.Millisecond
+	DefaultElectionTimeout         = 1000 * time.Millisecond
+	DefaultQuotaBackendBytes       = int64(2 * 1024 * 1024 * 1024) // used when --quota-backend-bytes is 0
+	MaxQuotaBackendBytes           = int64(8 * 1024 * 1024 * 1024) // above this etcd warns
+	DefaultMaxRequestBytes         = uint(1.5 * 1024 * 1024)
+	DefaultMaxTxnOps               = uint(128)
+	DefaultAutoCompactionMode      = CompactionModePeriodic
+	DefaultAutoCompactionRetention = "0"
+	DefaultLogger                  = "zap"
+	DefaultLogLevel                = "info"
+	DefaultLogFormat               = "json"
+	DefaultLogOutput               = "default"
+	DefaultStorageEngine           = StorageEnginePebble // ours
+
+	// DefaultWatchProgress is etcd's --watch-progress-notify-interval default.
+	DefaultWatchProgress = 10 * time.Minute
 
 	// DataDirSuffix is ours: etcd's default data dir is "<name>.etcd".
 	DataDirSuffix = ".metastore"
@@ -133,9 +135,10 @@ type Config struct {
 	QuotaBackendBytes int64 // --quota-backend-bytes as given; see QuotaBytes
 	MaxRequestBytes   uint  // --max-request-bytes
 	MaxTxnOps         uint  // --max-txn-ops
-	// WatchProgressNotifyInterval (--watch-progress-notify-interval, default 10m): how
-	// often watches that asked for progress notifications get one.
-	WatchProgressNotifyInterval time.Duration
+
+	// WatchProgress (--watch-progress-notify-interval, default 10m): how often
+	// watches that asked for progress notifications get one while idle.
+	WatchProgress time.Duration
 
 	AutoCompactionMode      string // --auto-compaction-mode: periodic | revision
 	AutoCompactionRetention string // --auto-compaction-retention as given
@@ -177,34 +180,34 @@ type Config struct {
 // which are derived/defaulted by Parse).
 func NewConfig() *Config {
 	return &Config{
-		Name:                        DefaultName,
-		ListenClientURLs:            mustURLs(DefaultListenClientURLs),
-		AdvertiseClientURLs:         mustURLs(DefaultAdvertiseClientURLs),
-		ListenPeerURLs:              mustURLs(DefaultListenPeerURLs),
-		AdvertisePeerURLs:           mustURLs(DefaultAdvertisePeerURLs),
-		InitialCluster:              DefaultInitialCluster,
-		InitialClusterState:         ClusterStateNew,
-		InitialClusterToken:         DefaultInitialClusterToken,
-		SnapshotCount:               DefaultSnapshotCount,
-		SnapshotCatchUpEntries:      DefaultSnapshotCatchUpEntries,
-		HeartbeatInterval:           DefaultHeartbeatInterval,
-		ElectionTimeout:             DefaultElectionTimeout,
-		InitialElectionTickAdvance:  true,
-		MaxRequestBytes:             DefaultMaxRequestBytes,
-		MaxTxnOps:                   DefaultMaxTxnOps,
-		WatchProgressNotifyInterval: DefaultWatchProgressNotifyInterval,
-		AutoCompactionMode:          DefaultAutoCompactionMode,
-		AutoCompactionRetention:     DefaultAutoCompactionRetention,
-		Logger:                      DefaultLogger,
-		LogLevel:                    DefaultLogLevel,
-		LogFormat:                   DefaultLogFormat,
-		LogOutputs:                  []string{DefaultLogOutput},
-		StorageEngine:               DefaultStorageEngine,
-		SelfSignedCertValidity:      DefaultSelfSignedCertValidity,
-		TLSMinVersion:               DefaultTLSMinVersion,
-		TLSMaxVersion:               DefaultTLSMaxVersion,
-		Ignored:                     map[string]string{},
-		ExplicitlySet:               map[string]bool{},
+		Name:                       DefaultName,
+		ListenClientURLs:           mustURLs(DefaultListenClientURLs),
+		AdvertiseClientURLs:        mustURLs(DefaultAdvertiseClientURLs),
+		ListenPeerURLs:             mustURLs(DefaultListenPeerURLs),
+		AdvertisePeerURLs:          mustURLs(DefaultAdvertisePeerURLs),
+		InitialCluster:             DefaultInitialCluster,
+		InitialClusterState:        ClusterStateNew,
+		InitialClusterToken:        DefaultInitialClusterToken,
+		SnapshotCount:              DefaultSnapshotCount,
+		SnapshotCatchUpEntries:     DefaultSnapshotCatchUpEntries,
+		HeartbeatInterval:          DefaultHeartbeatInterval,
+		ElectionTimeout:            DefaultElectionTimeout,
+		InitialElectionTickAdvance: true,
+		MaxRequestBytes:            DefaultMaxRequestBytes,
+		MaxTxnOps:                  DefaultMaxTxnOps,
+		WatchProgress:              DefaultWatchProgress,
+		AutoCompactionMode:         DefaultAutoCompactionMode,
+		AutoCompactionRetention:    DefaultAutoCompactionRetention,
+		Logger:                     DefaultLogger,
+		LogLevel:                   DefaultLogLevel,
+		LogFormat:                  DefaultLogFormat,
+		LogOutputs:                 []string{DefaultLogOutput},
+		StorageEngine:              DefaultStorageEngine,
+		SelfSignedCertValidity:     DefaultSelfSignedCertValidity,
+		TLSMinVersion:              DefaultTLSMinVersion,
+		TLSMaxVersion:              DefaultTLSMaxVersion,
+		Ignored:                    map[string]string{},
+		ExplicitlySet:              map[string]bool{},
 	}
 }
 

@@ -17,34 +17,32 @@ import (
 // keys and types: URL lists are comma-separated strings, heartbeat-interval and
 // election-timeout are milliseconds, log-outputs is a YAML list.
 type fileConfig struct {
-	Name                       string `json:"name"`
-	DataDir                    string `json:"data-dir"`
-	WALDir                     string `json:"wal-dir"`
-	SnapshotCount              uint64 `json:"snapshot-count"`
-	SnapshotCatchUpEntries     uint64 `json:"snapshot-catchup-entries"`
-	HeartbeatInterval          uint   `json:"heartbeat-interval"`
-	ElectionTimeout            uint   `json:"election-timeout"`
-	InitialElectionTickAdvance bool   `json:"initial-election-tick-advance"`
-	QuotaBackendBytes          int64  `json:"quota-backend-bytes"`
-	MaxTxnOps                  uint   `json:"max-txn-ops"`
-	MaxRequestBytes            uint   `json:"max-request-bytes"`
-	// WatchProgressNotifyInterval is a time.Duration in etcd's YAML: nanoseconds.
-	WatchProgressNotifyInterval time.Duration `json:"watch-progress-notify-interval"`
-	ListenPeerURLs              string        `json:"listen-peer-urls"`
-	ListenClientURLs            string        `json:"listen-client-urls"`
-	AdvertisePeerURLs           string        `json:"initial-advertise-peer-urls"`
-	AdvertiseClientURLs         string        `json:"advertise-client-urls"`
-	InitialCluster              string        `json:"initial-cluster"`
-	InitialClusterState         string        `json:"initial-cluster-state"`
-	InitialClusterToken         string        `json:"initial-cluster-token"`
-	AutoCompactionMode          string        `json:"auto-compaction-mode"`
-	AutoCompactionRetention     string        `json:"auto-compaction-retention"`
-	Logger                      string        `json:"logger"`
-	LogLevel                    string        `json:"log-level"`
-	LogFormat                   string        `json:"log-format"`
-	LogOutputs                  []string      `json:"log-outputs"`
-	StorageEngine               string        `json:"storage-engine"`
-	EnablePprof                 bool          `json:"enable-pprof"`
+	Name                       string   `json:"name"`
+	DataDir                    string   `json:"data-dir"`
+	WALDir                     string   `json:"wal-dir"`
+	SnapshotCount              uint64   `json:"snapshot-count"`
+	SnapshotCatchUpEntries     uint64   `json:"snapshot-catchup-entries"`
+	HeartbeatInterval          uint     `json:"heartbeat-interval"`
+	ElectionTimeout            uint     `json:"election-timeout"`
+	InitialElectionTickAdvance bool     `json:"initial-election-tick-advance"`
+	QuotaBackendBytes          int64    `json:"quota-backend-bytes"`
+	MaxTxnOps                  uint     `json:"max-txn-ops"`
+	MaxRequestBytes            uint     `json:"max-request-bytes"`
+	ListenPeerURLs             string   `json:"listen-peer-urls"`
+	ListenClientURLs           string   `json:"listen-client-urls"`
+	AdvertisePeerURLs          string   `json:"initial-advertise-peer-urls"`
+	AdvertiseClientURLs        string   `json:"advertise-client-urls"`
+	InitialCluster             string   `json:"initial-cluster"`
+	InitialClusterState        string   `json:"initial-cluster-state"`
+	InitialClusterToken        string   `json:"initial-cluster-token"`
+	AutoCompactionMode         string   `json:"auto-compaction-mode"`
+	AutoCompactionRetention    string   `json:"auto-compaction-retention"`
+	Logger                     string   `json:"logger"`
+	LogLevel                   string   `json:"log-level"`
+	LogFormat                  string   `json:"log-format"`
+	LogOutputs                 []string `json:"log-outputs"`
+	StorageEngine              string   `json:"storage-engine"`
+	EnablePprof                bool     `json:"enable-pprof"`
 
 	ClientSecurity         securityConfig `json:"client-transport-security"`
 	PeerSecurity           securityConfig `json:"peer-transport-security"`
@@ -52,6 +50,9 @@ type fileConfig struct {
 	CipherSuites           []string       `json:"cipher-suites"`
 	TLSMinVersion          string         `json:"tls-min-version"`
 	TLSMaxVersion          string         `json:"tls-max-version"`
+
+	// WatchProgress is a time.Duration in etcd's YAML: nanoseconds.
+	WatchProgress time.Duration `json:"watch-progress-notify-interval"`
 }
 
 // LoadFile reads an etcd YAML configuration file into a Config (defaults for absent keys),
@@ -72,8 +73,8 @@ func loadFile(path string) (*Config, []string, error) {
 		HeartbeatInterval: uint(c.HeartbeatInterval.Milliseconds()), ElectionTimeout: uint(c.ElectionTimeout.Milliseconds()),
 		InitialElectionTickAdvance: c.InitialElectionTickAdvance,
 		MaxTxnOps:                  c.MaxTxnOps, MaxRequestBytes: c.MaxRequestBytes,
-		WatchProgressNotifyInterval: c.WatchProgressNotifyInterval,
-		InitialCluster:              c.InitialCluster, InitialClusterState: c.InitialClusterState, InitialClusterToken: c.InitialClusterToken,
+		WatchProgress:  c.WatchProgress,
+		InitialCluster: c.InitialCluster, InitialClusterState: c.InitialClusterState, InitialClusterToken: c.InitialClusterToken,
 		AutoCompactionMode: c.AutoCompactionMode, AutoCompactionRetention: c.AutoCompactionRetention,
 		Logger: c.Logger, LogLevel: c.LogLevel, LogFormat: c.LogFormat, LogOutputs: c.LogOutputs,
 		StorageEngine:          c.StorageEngine,
@@ -97,7 +98,7 @@ func loadFile(path string) (*Config, []string, error) {
 	c.AutoCompactionMode, c.AutoCompactionRetention = fc.AutoCompactionMode, fc.AutoCompactionRetention
 	c.Logger, c.LogLevel, c.LogFormat, c.LogOutputs = fc.Logger, fc.LogLevel, fc.LogFormat, fc.LogOutputs
 	c.StorageEngine, c.EnablePprof = fc.StorageEngine, fc.EnablePprof
-	c.WatchProgressNotifyInterval = fc.WatchProgressNotifyInterval
+	c.WatchProgress = fc.WatchProgress
 	c.ClientTLS, c.PeerTLS = fc.ClientSecurity.files(), fc.PeerSecurity.files()
 	c.ClientAutoTLS, c.PeerAutoTLS = fc.ClientSecurity.AutoTLS, fc.PeerSecurity.AutoTLS
 	c.SelfSignedCertValidity, c.CipherSuites = fc.SelfSignedCertValidity, fc.CipherSuites
