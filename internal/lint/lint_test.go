@@ -68,6 +68,12 @@ var rules = []struct {
 		why:        "the multi-version store knows neither Raft nor gRPC",
 	},
 	{
+		pkg:        "internal/watch",
+		notDeps:    []string{"internal/server", "internal/raftnode", "internal/raftlog", "internal/apply", "internal/grpcapi", "internal/transport", "internal/clientport"},
+		notImports: []string{"go.etcd.io/raft/v3/...", "google.golang.org/grpc/..."},
+		why:        "the watch hub reads the store and knows neither the server, Raft nor gRPC (cmd wires it to both)",
+	},
+	{
 		pkg:     "internal/tlsconf",
 		notDeps: []string{"internal/grpcapi", "internal/server", "internal/clientport"},
 		why:     "TLS settings and listeners; serving the client port is clientport's",
@@ -328,6 +334,7 @@ func TestRulesCatchViolations(t *testing.T) {
 		"internal/membership":     {},
 		"internal/tlsconf":        ours("internal/clientport"),
 		"internal/clientport":     ours("internal/grpcapi"),
+		"internal/watch":          append(ours("internal/mvcc"), "google.golang.org/grpc"),
 	}}
 	for i := range m.imports {
 		sort.Strings(m.imports[i])
@@ -341,13 +348,14 @@ func TestRulesCatchViolations(t *testing.T) {
 		"internal/storage/pebble imports internal/membership;",
 		"internal/tlsconf depends on internal/grpcapi (internal/tlsconf → internal/clientport → internal/grpcapi):",
 		"internal/clientport depends on internal/server (internal/clientport → internal/grpcapi → internal/server):",
+		"internal/watch imports google.golang.org/grpc:",
 	} {
 		if !slices.ContainsFunc(got, func(v string) bool { return strings.HasPrefix(v, want) }) {
 			t.Errorf("missing violation %q", want)
 		}
 	}
-	if len(got) != 10 { // the seven above; tlsconf also reaches clientport and server, clientport grpcapi
-		t.Errorf("%d violations, want 10:\n%s", len(got), strings.Join(got, "\n"))
+	if len(got) != 11 { // the eight above; tlsconf also reaches clientport and server, clientport grpcapi
+		t.Errorf("%d violations, want 11:\n%s", len(got), strings.Join(got, "\n"))
 	}
 	if matchAny("math", []string{"math/rand/..."}) || matchAny("internal/storagex", []string{"internal/storage/..."}) {
 		t.Error("a pattern matches only its path and the paths below it")
