@@ -34,6 +34,7 @@ import (
 	"github.com/metastore/metastore/internal/storage/pebble"
 	"github.com/metastore/metastore/internal/tlsconf"
 	"github.com/metastore/metastore/internal/transport"
+	"github.com/metastore/metastore/internal/watch"
 )
 
 // maxSizePerMsg is raft's bound on the entries of one message, as etcd's (1 MiB); the
@@ -45,6 +46,7 @@ type member struct {
 	lg        *zap.Logger
 	eng       storage.Engine
 	store     *mvcc.Store
+	hub       *watch.Hub
 	node      *raftnode.Node
 	rlog      *raftlog.Storage
 	tr        *transport.Transport
@@ -182,6 +184,7 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 		m.node.AdvanceTicks(ticks)
 	}
 
+	m.hub = watch.New(m.store, lg)
 	m.srv = server.New(server.Config{
 		Logger:            lg,
 		MemberID:          selfID,
@@ -203,6 +206,7 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 		AutoCompactionPeriod:    cfg.AutoCompactionPeriod,
 		AutoCompactionRevisions: cfg.AutoCompactionRevisions,
 		PeerClient:              peerClient,
+		OnApply:                 m.hub.Notify,
 	})
 	m.tr.SetMembership(m.srv) // GET /members, and peers removed from the cluster
 
@@ -226,11 +230,16 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	registerWatchMetrics(reg, m.hub)
 	m.grpc = grpcapi.NewServer(m.srv, grpcapi.Options{
 		Logger:          lg,
 		MaxRequestBytes: cfg.MaxRequestBytes,
 		MaxTxnOps:       cfg.MaxTxnOps,
 		Registry:        reg,
+
+		NewWatchStream:              func() grpcapi.WatchStream { return m.hub.NewStream() },
+		WatchProgressNotifyInterval: cfg.WatchProgress,
+		ElectionTimeout:             cfg.ElectionTimeout,
 	})
 	if m.inproc, err = serveLockElection(m.grpc, lg); err != nil {
 		return nil, fmt.Errorf("in-process client for v3lock and v3election: %w", err)
@@ -341,6 +350,10 @@ func (m *member) close(ctx context.Context) {
 	case <-m.stopc:
 	default:
 		close(m.stopc)
+	}
+	if m.hub != nil {
+		// First: it ends every Watch stream, which GracefulStop would wait for.
+		m.hub.Close()
 	}
 	if m.inproc != nil {
 		_ = m.inproc.Close()

@@ -56,6 +56,9 @@ const (
 	DefaultLogOutput               = "default"
 	DefaultStorageEngine           = StorageEnginePebble // ours
 
+	// DefaultWatchProgress is etcd's --watch-progress-notify-interval default.
+	DefaultWatchProgress = 10 * time.Minute
+
 	// DataDirSuffix is ours: etcd's default data dir is "<name>.etcd".
 	DataDirSuffix = ".metastore"
 
@@ -138,6 +141,10 @@ type Config struct {
 	MaxRequestBytes   uint  // --max-request-bytes
 	MaxTxnOps         uint  // --max-txn-ops
 
+	// WatchProgress (--watch-progress-notify-interval, default 10m): how often
+	// watches that asked for progress notifications get one while idle.
+	WatchProgress time.Duration
+
 	AutoCompactionMode      string // --auto-compaction-mode: periodic | revision
 	AutoCompactionRetention string // --auto-compaction-retention as given
 	// Parsed from the two above as etcd does: in periodic mode a bare integer is hours,
@@ -195,6 +202,7 @@ func NewConfig() *Config {
 		MaxLearners:                1,
 		MaxRequestBytes:            DefaultMaxRequestBytes,
 		MaxTxnOps:                  DefaultMaxTxnOps,
+		WatchProgress:              DefaultWatchProgress,
 		AutoCompactionMode:         DefaultAutoCompactionMode,
 		AutoCompactionRetention:    DefaultAutoCompactionRetention,
 		Logger:                     DefaultLogger,

@@ -78,7 +78,6 @@ var unimplementedFlags = []flagSpec{
 	{name: "compact-hash-check-time", kind: kindDuration},
 	{name: "compaction-batch-limit", kind: kindInt},
 	{name: "compaction-sleep-interval", kind: kindDuration},
-	{name: "watch-progress-notify-interval", kind: kindDuration},
 	{name: "downgrade-check-time", kind: kindDuration},
 	{name: "warning-apply-duration", kind: kindDuration},
 	{name: "warning-unary-request-duration", kind: kindDuration},

@@ -52,6 +52,9 @@ type fileConfig struct {
 	CipherSuites           []string       `json:"cipher-suites"`
 	TLSMinVersion          string         `json:"tls-min-version"`
 	TLSMaxVersion          string         `json:"tls-max-version"`
+
+	// WatchProgress is a time.Duration in etcd's YAML: nanoseconds.
+	WatchProgress time.Duration `json:"watch-progress-notify-interval"`
 }
 
 // LoadFile reads an etcd YAML configuration file into a Config (defaults for absent keys),
@@ -73,6 +76,7 @@ func loadFile(path string) (*Config, []string, error) {
 		InitialElectionTickAdvance: c.InitialElectionTickAdvance,
 		StrictReconfigCheck:        c.StrictReconfigCheck, MaxLearners: c.MaxLearners,
 		MaxTxnOps: c.MaxTxnOps, MaxRequestBytes: c.MaxRequestBytes,
+		WatchProgress:  c.WatchProgress,
 		InitialCluster: c.InitialCluster, InitialClusterState: c.InitialClusterState, InitialClusterToken: c.InitialClusterToken,
 		AutoCompactionMode: c.AutoCompactionMode, AutoCompactionRetention: c.AutoCompactionRetention,
 		Logger: c.Logger, LogLevel: c.LogLevel, LogFormat: c.LogFormat, LogOutputs: c.LogOutputs,
@@ -98,6 +102,7 @@ func loadFile(path string) (*Config, []string, error) {
 	c.AutoCompactionMode, c.AutoCompactionRetention = fc.AutoCompactionMode, fc.AutoCompactionRetention
 	c.Logger, c.LogLevel, c.LogFormat, c.LogOutputs = fc.Logger, fc.LogLevel, fc.LogFormat, fc.LogOutputs
 	c.StorageEngine, c.EnablePprof = fc.StorageEngine, fc.EnablePprof
+	c.WatchProgress = fc.WatchProgress
 	c.ClientTLS, c.PeerTLS = fc.ClientSecurity.files(), fc.PeerSecurity.files()
 	c.ClientAutoTLS, c.PeerAutoTLS = fc.ClientSecurity.AutoTLS, fc.PeerSecurity.AutoTLS
 	c.SelfSignedCertValidity, c.CipherSuites = fc.SelfSignedCertValidity, fc.CipherSuites

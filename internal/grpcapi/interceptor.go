@@ -36,8 +36,8 @@ func requireLeaderUnary(lr LeaderReporter) grpc.UnaryServerInterceptor {
 	}
 }
 
-// requireLeaderStream checks at stream start only. etcd also cancels such streams when
-// the leader is lost later; that belongs with Watch, which is not served yet.
+// requireLeaderStream checks at stream start only. A Watch stream that requires a
+// leader also ends when the leader is lost later (watchServer.monitorLeader).
 func requireLeaderStream(lr LeaderReporter) grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 		if requiresLeader(ss.Context()) && lr.Leader() == 0 {

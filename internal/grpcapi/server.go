@@ -117,6 +117,16 @@ type Options struct {
 	// grpc_server_msg_sent_total, and grpc_req_panics_recovered_total). Metrics already
 	// registered there by an earlier NewServer are reused.
 	Registry prometheus.Registerer
+
+	// NewWatchStream opens the watches of one Watch stream (cmd wires the watch hub
+	// here); nil: Watch answers codes.Unimplemented.
+	NewWatchStream func() WatchStream
+	// WatchProgressNotifyInterval is etcd's --watch-progress-notify-interval (0: 10m;
+	// at least 100ms).
+	WatchProgressNotifyInterval time.Duration
+	// ElectionTimeout paces the leader checks of Watch streams that require a leader
+	// (they end with ErrGRPCNoLeader after three checks in a row find none); 0: 1s.
+	ElectionTimeout time.Duration
 }
 
 func (o Options) withDefaults() Options {
@@ -148,7 +158,8 @@ func (o Options) withDefaults() Options {
 }
 
 // NewServer returns a gRPC server with the etcd services registered: KV, Maintenance
-// and Cluster served by b; Watch, Lease and Auth answering codes.Unimplemented; and the
+// and Cluster served by b; Watch served by opts.NewWatchStream's streams (Unimplemented
+// without it); Lease and Auth answering codes.Unimplemented; and the
 // standard gRPC health service reporting SERVING. The caller serves it (clientport.Serve,
 // or Serve) and stops it (Stop or GracefulStop).
 //
@@ -219,7 +230,11 @@ func NewServer(b Backend, opts Options) *grpc.Server {
 	pb.RegisterKVServer(gs, &kvServer{b: b, hdr: hdr, maxTxnOps: int(opts.MaxTxnOps)})
 	pb.RegisterMaintenanceServer(gs, &maintenanceServer{b: b, hdr: hdr, lg: lg})
 	pb.RegisterClusterServer(gs, &clusterServer{b: b, hdr: hdr})
-	pb.RegisterWatchServer(gs, pb.UnimplementedWatchServer{})
+	if opts.NewWatchStream != nil {
+		pb.RegisterWatchServer(gs, newWatchServer(b, opts))
+	} else {
+		pb.RegisterWatchServer(gs, pb.UnimplementedWatchServer{})
+	}
 	pb.RegisterLeaseServer(gs, newLeaseServer(b, hdr)) // Unimplemented unless b is a LeaseBackend
 	pb.RegisterAuthServer(gs, pb.UnimplementedAuthServer{})
 	hs := health.NewServer() // the "" service starts SERVING

@@ -85,6 +85,12 @@ var rules = []struct {
 		why:        "the multi-version store knows neither Raft nor gRPC",
 	},
 	{
+		pkg:        "internal/watch",
+		notDeps:    []string{"internal/server", "internal/raftnode", "internal/raftlog", "internal/apply", "internal/grpcapi", "internal/transport", "internal/clientport"},
+		notImports: []string{"go.etcd.io/raft/v3/...", "google.golang.org/grpc/..."},
+		why:        "the watch hub reads the store and knows neither the server, Raft nor gRPC (cmd wires it to both)",
+	},
+	{
 		pkg:     "internal/tlsconf",
 		notDeps: []string{"internal/grpcapi", "internal/server", "internal/clientport"},
 		why:     "TLS settings and listeners; serving the client port is clientport's",
@@ -348,6 +354,7 @@ func TestRulesCatchViolations(t *testing.T) {
 		"internal/lease":          append(ours("internal/storage"), "time"),
 		"internal/lessor":         append(ours("internal/lease"), "time"),
 		"internal/lockelect":      {"go.etcd.io/etcd/client/v3"},
+		"internal/watch":          append(ours("internal/mvcc"), "google.golang.org/grpc"),
 	}}
 	for i := range m.imports {
 		sort.Strings(m.imports[i])
@@ -362,6 +369,7 @@ func TestRulesCatchViolations(t *testing.T) {
 		"internal/storage/pebble imports internal/membership;",
 		"internal/tlsconf depends on internal/grpcapi (internal/tlsconf → internal/clientport → internal/grpcapi):",
 		"internal/clientport depends on internal/server (internal/clientport → internal/grpcapi → internal/server):",
+		"internal/watch imports google.golang.org/grpc:",
 	} {
 		if !slices.ContainsFunc(got, func(v string) bool { return strings.HasPrefix(v, want) }) {
 			t.Errorf("missing violation %q", want)

@@ -76,6 +76,10 @@ type Config struct {
 	// MaxInflightBytes bounds the encoded bytes of this member's proposals in flight
 	// (admit.go); 0: DefaultMaxInflightBytes, < 0: no bound.
 	MaxInflightBytes int64
+	// OnApply, if set, is called by the apply loop with the store's revision after
+	// every applied hand-over (entries or a snapshot install). It must not block: the
+	// watch hub's Notify.
+	OnApply func(rev int64)
 }
 
 // Server serves the etcd API on top of a raftnode and the state machine.
@@ -234,6 +238,9 @@ func (s *Server) applyAll(ap raftnode.Apply) error {
 	last := s.app.AppliedIndex()
 	if n := len(ap.Entries); n > 0 && ap.Entries[n-1].GetIndex() < last {
 		last = ap.Entries[n-1].GetIndex()
+	}
+	if s.cfg.OnApply != nil {
+		s.cfg.OnApply(s.store.Rev())
 	}
 	s.node.Applied(last)
 	s.applied.trigger(last)
