@@ -30,6 +30,7 @@ echo 'admintoken,admin,admin,system:masters' > "$work/tokens.csv"
   --token-auth-file="$work/tokens.csv" --authorization-mode=RBAC \
   --cert-dir="$work/certs" --secure-port="$aport" --bind-address=127.0.0.1 \
   --service-cluster-ip-range=10.96.0.0/16 --advertise-address=127.0.0.1 --v=1 \
+  --event-ttl="${EVENT_TTL:-5s}" \
   > "$work/apiserver.log" 2>&1 &
 apid=$!
 trap 'kill $apid $spid 2>/dev/null; wait 2>/dev/null' EXIT

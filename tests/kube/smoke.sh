@@ -25,6 +25,17 @@ wait
 check "watch sees MODIFIED and DELETED" 'grep -q "\"type\":\"MODIFIED\"" /tmp/smoke-watch.$$ && grep -q "\"type\":\"DELETED\"" /tmp/smoke-watch.$$'
 check "consistent list from the watch cache" '[ "$(k "$api/api/v1/namespaces/$ns/configmaps" | python3 -c "import sys,json;print(len(json.load(sys.stdin)[\"items\"]))")" = 2 ]'
 check "apiserver identity leases (etcd leases, lease renewals)" '[ "$(k "$api/apis/coordination.k8s.io/v1/namespaces/kube-system/leases" | python3 -c "import sys,json;print(len(json.load(sys.stdin)[\"items\"]))")" -ge 1 ]'
+# An event lives in etcd under a lease of --event-ttl (run.sh: 5 s): it must go when the
+# lease expires (up to 60 s here: the server's minimum TTL and its expiry pass).
+k -X POST "$api/api/v1/namespaces/$ns/events" -d "{\"metadata\":{\"name\":\"ev1\"},\"involvedObject\":{\"kind\":\"ConfigMap\",\"name\":\"cm1\",\"namespace\":\"$ns\"},\"reason\":\"Smoke\",\"message\":\"hello\",\"type\":\"Normal\"}" >/dev/null
+check "event created" '[ "$(k "$api/api/v1/namespaces/$ns/events/ev1" | python3 -c "import sys,json;print(json.load(sys.stdin).get(\"reason\",\"\"))")" = Smoke ]'
+gone=1
+for _ in $(seq 60); do
+  code=$(k -o /dev/null -w '%{http_code}' "$api/api/v1/namespaces/$ns/events/ev1")
+  [ "$code" = 404 ] && { gone=0; break; }
+  sleep 1
+done
+check "event expired with its lease (--event-ttl)" '[ $gone = 0 ]'
 check "readyz" '[ "$(k "$api/readyz")" = ok ]'
 rm -f /tmp/smoke-watch.$$
 exit $fail
