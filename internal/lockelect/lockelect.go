@@ -9,15 +9,18 @@
 // reach the server or the state machine but through the client it is given.
 package lockelect
 
+//go:generate ./generate.sh
+
 import (
 	"context"
 	"errors"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
-	epb "go.etcd.io/etcd/server/v3/etcdserver/api/v3election/v3electionpb"
-	lpb "go.etcd.io/etcd/server/v3/etcdserver/api/v3lock/v3lockpb"
 	"google.golang.org/grpc"
+
+	epb "github.com/metastore/metastore/internal/lockelect/v3electionpb"
+	lpb "github.com/metastore/metastore/internal/lockelect/v3lockpb"
 )
 
 // ErrMissingLeaderKey answers a Proclaim or Resign without a leader (etcd's message).

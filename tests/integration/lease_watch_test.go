@@ -10,10 +10,11 @@ import (
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
-	epb "go.etcd.io/etcd/server/v3/etcdserver/api/v3election/v3electionpb"
-	lpb "go.etcd.io/etcd/server/v3/etcdserver/api/v3lock/v3lockpb"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	epb "github.com/metastore/metastore/internal/lockelect/v3electionpb"
+	lpb "github.com/metastore/metastore/internal/lockelect/v3lockpb"
 )
 
 // requireWatch skips the test when the server does not serve Watch yet: waiting for a

@@ -4,8 +4,8 @@ import (
 	"strings"
 	"testing"
 
-	epb "go.etcd.io/etcd/server/v3/etcdserver/api/v3election/v3electionpb"
-	lpb "go.etcd.io/etcd/server/v3/etcdserver/api/v3lock/v3lockpb"
+	epb "github.com/metastore/metastore/internal/lockelect/v3electionpb"
+	lpb "github.com/metastore/metastore/internal/lockelect/v3lockpb"
 )
 
 // TestLockElectionServices drives etcd's v3lock and v3election gRPC services (what
