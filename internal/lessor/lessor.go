@@ -49,9 +49,9 @@ type Config struct {
 	// CheckpointInterval is the least time between two checkpoints of one lease
 	// (default 1s); a lease is checkpointed at most every max(CheckpointInterval, TTL/10).
 	CheckpointInterval time.Duration
-	// MinAfterPromote is the least a lease lives after a leader change (etcd extends
-	// every lease by the election timeout then): time for clients to reach the new
-	// leader. Default 1s.
+	// MinAfterPromote is what a leader change adds to every lease's remaining TTL, as
+	// etcd extends every lease by the election timeout then: time for clients to reach
+	// the new leader. Default 1s.
 	MinAfterPromote time.Duration
 	// RevokeRetry is how long an expired lease whose revoke was proposed waits before
 	// it is offered again (the proposal may have been lost). Default 3s.
@@ -119,7 +119,7 @@ func (l *Lessor) cpDelay(ttl int64) time.Duration {
 }
 
 // Promote makes the Lessor primary: every lease of the table expires after its
-// checkpointed remaining TTL (its whole TTL if none), at least MinAfterPromote from now.
+// checkpointed remaining TTL (its whole TTL if none) plus MinAfterPromote from now.
 // The schedule is built without holding the lock (a million leases take most of a
 // second), so grants and revokes applied meanwhile are not held up: they are recorded
 // and replayed on top of it.
@@ -142,7 +142,7 @@ func (l *Lessor) Promote() {
 		if rem <= 0 {
 			rem = in.TTL
 		}
-		it := &item{id: in.ID, ttl: in.TTL, expiry: now.Add(max(seconds(rem), l.cfg.MinAfterPromote))}
+		it := &item{id: in.ID, ttl: in.TTL, expiry: now.Add(seconds(rem) + l.cfg.MinAfterPromote)}
 		it.nextCP = now.Add(l.cpDelay(in.TTL))
 		leases[in.ID] = it
 		it.expIdx, it.cpIdx = len(exp), len(cp)

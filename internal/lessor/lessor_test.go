@@ -144,7 +144,7 @@ func TestCheckpoints(t *testing.T) {
 
 // TestPromoteContinuesFromCheckpoint: a new leader gives each lease its checkpointed
 // remaining TTL (never the whole TTL again), the whole TTL when none was checkpointed,
-// and at least MinAfterPromote.
+// each plus MinAfterPromote (etcd's extension by the election timeout).
 func TestPromoteContinuesFromCheckpoint(t *testing.T) {
 	src := table{
 		1: {ID: 1, TTL: 10, Remaining: 6},
@@ -157,14 +157,19 @@ func TestPromoteContinuesFromCheckpoint(t *testing.T) {
 	if l.Len() != 4 {
 		t.Fatalf("tracks %d leases", l.Len())
 	}
-	for id, want := range map[int64]time.Duration{1: 6 * time.Second, 2: 30 * time.Second, 3: 10 * time.Second, 4: time.Second} {
+	for id, want := range map[int64]time.Duration{1: 7 * time.Second, 2: 31 * time.Second, 3: 11 * time.Second, 4: 2 * time.Second} {
 		if got, err := l.Remaining(id); err != nil || got != want {
 			t.Errorf("lease %d: remaining %v, %v; want %v", id, got, err, want)
 		}
 	}
-	c.advance(6 * time.Second)
-	if got := sorted(l.Expired(10)); !slices.Equal(got, []int64{1, 4}) {
-		t.Fatalf("expired after 6s: %v", got)
+	c.advance(2 * time.Second)
+	if got := sorted(l.Expired(10)); !slices.Equal(got, []int64{4}) {
+		t.Fatalf("expired after 2s: %v", got)
+	}
+	l.Revoked(4)
+	c.advance(5 * time.Second)
+	if got := sorted(l.Expired(10)); !slices.Equal(got, []int64{1}) {
+		t.Fatalf("expired after 7s: %v", got)
 	}
 	l.Demote()
 	if l.Len() != 0 || l.Expired(10) != nil {

@@ -73,27 +73,37 @@ func (s *Server) isLeader() bool { return s.node.Leader() == s.cfg.MemberID }
 
 // runLessor promotes and demotes the lessor as leadership changes, and on the leader
 // revokes expired leases and checkpoints remaining TTLs.
+//
+// The lessor is primary for one term: a member that lost leadership and won it back
+// while this loop waited on proposals (A → B → A) sees a new term and starts again from
+// the table's checkpoints, as etcd demotes on every leadership loss; its old schedule
+// does not know of the renewals B answered meanwhile.
 func (s *Server) runLessor() {
 	defer s.wg.Done()
 	t := time.NewTicker(lessorTick)
 	defer t.Stop()
+	var term uint64 // the term the lessor was promoted in
 	for {
 		changed := s.node.LeaderChanged()
 		leader := s.isLeader()
+		if s.lessor.Primary() && (!leader || s.node.Term() != term) {
+			s.lessor.Demote()
+		}
 		switch {
 		case leader && !s.lessor.Primary():
+			at := s.node.Term()
 			ctx, cancel := context.WithTimeout(context.Background(), s.reqTimeout())
 			err := s.linearizableReadNotify(ctx)
 			cancel()
-			if err == nil && s.isLeader() {
+			if err == nil && s.isLeader() && s.node.Term() == at {
+				term = at
 				s.lessor.Promote()
-				s.lg.Info("lessor promoted", zap.Int("leases", s.lessor.Len()))
+				s.lg.Info("lessor promoted", zap.Int("leases", s.lessor.Len()), zap.Uint64("term", term))
 			}
-		case !leader && s.lessor.Primary():
-			s.lessor.Demote()
 		case leader:
-			s.revokeExpired()
-			s.checkpointLeases()
+			primary := func() bool { return s.isLeader() && s.node.Term() == term }
+			s.revokeExpired(primary)
+			s.checkpointLeases(primary)
 		}
 		select {
 		case <-s.stopping:
@@ -106,8 +116,15 @@ func (s *Server) runLessor() {
 
 // revokeExpired proposes a LeaseRevoke for every expired lease, all at once, and waits
 // for them. A revoke that fails is offered again by the lessor after its retry delay.
-func (s *Server) revokeExpired() {
+//
+// primary reports whether this member still leads in the lessor's term; nothing is
+// proposed once it does not (a revoke forwarded to a new leader could delete the keys of
+// a lease that leader has renewed).
+func (s *Server) revokeExpired(primary func() bool) {
 	for {
+		if !primary() {
+			return
+		}
 		ids := s.lessor.Expired(leaseRevokeBatch)
 		if len(ids) == 0 {
 			return
@@ -145,7 +162,7 @@ func (s *Server) revokeExpired() {
 }
 
 // checkpointLeases proposes the due checkpoints, leaseCheckpointBatch per request.
-func (s *Server) checkpointLeases() {
+func (s *Server) checkpointLeases(primary func() bool) {
 	if err := s.checkCapable(&pb.InternalRaftRequest{LeaseCheckpoint: &pb.LeaseCheckpointRequest{}}); err != nil {
 		return // before 3.4 a checkpoint is not allowed; leases restart whole then
 	}
@@ -157,6 +174,9 @@ func (s *Server) checkpointLeases() {
 			r.Checkpoints[i] = &pb.LeaseCheckpoint{ID: c.ID, Remaining_TTL: c.Remaining}
 		}
 		cps = cps[n:]
+		if !primary() {
+			return
+		}
 		if _, err := s.proposeFor(context.Background(), &pb.InternalRaftRequest{LeaseCheckpoint: r}); err != nil {
 			s.lg.Warn("checkpointing leases failed", zap.Error(err))
 			return
