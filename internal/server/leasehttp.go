@@ -30,10 +30,17 @@ const (
 	PathLeaseInternal = "/leases/internal"
 
 	maxLeaseHTTPBody = 64 << 10
+	// maxLeaseHTTPAnswer bounds the leader's answer, which for a time-to-live with keys
+	// holds every attached key (etcd sets no bound at all).
+	maxLeaseHTTPAnswer = 256 << 20
 )
 
 // errLeaderUnreachable: the leader known did not answer; try again.
 var errLeaderUnreachable = errors.New("etcdserver: leader unreachable")
+
+// errBadLeaderAnswer: the leader answered something that does not decode; asking again
+// would get the same.
+var errBadLeaderAnswer = errors.New("etcdserver: the leader's lease answer does not decode")
 
 // LeaseHandler serves PathLeases and PathLeaseInternal; cmd mounts it on the peer port.
 func (s *Server) LeaseHandler() http.Handler {
@@ -174,7 +181,7 @@ func (s *Server) postLeader(ctx context.Context, path string, body []byte) ([]by
 			}
 			continue
 		}
-		b, rerr := io.ReadAll(io.LimitReader(resp.Body, maxLeaseHTTPBody))
+		b, rerr := io.ReadAll(io.LimitReader(resp.Body, maxLeaseHTTPAnswer))
 		resp.Body.Close()
 		switch {
 		case rerr != nil:
@@ -204,7 +211,7 @@ func (s *Server) renewRemote(ctx context.Context, id int64) (int64, error) {
 	}
 	var resp pb.LeaseKeepAliveResponse
 	if err := proto.Unmarshal(b, &resp); err != nil {
-		return -1, fmt.Errorf("%w: %v", errLeaderUnreachable, err)
+		return -1, fmt.Errorf("%w: %v", errBadLeaderAnswer, err)
 	}
 	return resp.TTL, nil
 }
@@ -225,7 +232,7 @@ func (s *Server) timeToLiveRemote(ctx context.Context, r *pb.LeaseTimeToLiveRequ
 		err = proto.Unmarshal(inner, &resp)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", errLeaderUnreachable, err)
+		return nil, fmt.Errorf("%w: %v", errBadLeaderAnswer, err)
 	}
 	if resp.Header == nil {
 		resp.Header = &pb.ResponseHeader{}
