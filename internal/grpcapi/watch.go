@@ -90,6 +90,10 @@ type serverWatchStream struct {
 	mu       sync.Mutex
 	progress map[int64]bool // watchers that asked for progress notifications: true if nothing was sent since the last tick
 	fragment map[int64]bool
+	// canceled are the IDs canceled by the client: the hub's responses of those watchers
+	// still under way are dropped, until the ID is created again (set and cleared by
+	// the receiving goroutine, in the order of the client's requests).
+	canceled map[int64]bool
 }
 
 func (s *watchServer) Watch(stream pb.Watch_WatchServer) error {
@@ -99,6 +103,7 @@ func (s *watchServer) Watch(stream pb.Watch_WatchServer) error {
 		closec:   make(chan struct{}),
 		progress: make(map[int64]bool),
 		fragment: make(map[int64]bool),
+		canceled: make(map[int64]bool),
 	}
 	sendDone := make(chan struct{})
 	go func() { defer close(sendDone); sws.sendLoop() }()
@@ -203,6 +208,13 @@ func (sws *serverWatchStream) recvLoop() error {
 			}
 			id := uv.CancelRequest.WatchId
 			if sws.ws.Cancel(id) == nil {
+				sws.mu.Lock()
+				if len(sws.canceled) >= maxCanceledIDs {
+					// Long past: what their watchers had queued is long sent or dropped.
+					clear(sws.canceled)
+				}
+				sws.canceled[id] = true
+				sws.mu.Unlock()
 				if !sws.queue(&pb.WatchResponse{Header: sws.header(sws.ws.Rev()), WatchId: id, Canceled: true}) {
 					return nil
 				}
@@ -238,9 +250,15 @@ func (sws *serverWatchStream) create(creq *pb.WatchCreateRequest) bool {
 	case len(creq.RangeEnd) == 1 && creq.RangeEnd[0] == 0:
 		creq.RangeEnd = []byte{}
 	}
+	if creq.WatchId != 0 { // clientv3.AutoWatchID is 0
+		sws.mu.Lock()
+		delete(sws.canceled, creq.WatchId) // the new watcher's responses must pass
+		sws.mu.Unlock()
+	}
 	id, err := sws.ws.Watch(creq)
 	if err == nil {
 		sws.mu.Lock()
+		delete(sws.canceled, id)
 		if creq.ProgressNotify {
 			sws.progress[id] = true
 		}
@@ -259,7 +277,9 @@ func (sws *serverWatchStream) create(creq *pb.WatchCreateRequest) bool {
 }
 
 // sendLoop sends control responses and the hub's responses until the stream closes.
-// A watcher's responses wait until its created response is sent (etcd's pending).
+// A watcher's responses wait until its created response is sent (etcd's pending); those
+// of a canceled watcher still in the hub's channel are dropped (until its ID is created
+// again), so that they neither pile up in pending nor reach a later watcher.
 func (sws *serverWatchStream) sendLoop() {
 	created := make(map[int64]bool)
 	pending := make(map[int64][]*pb.WatchResponse)
@@ -278,6 +298,9 @@ func (sws *serverWatchStream) sendLoop() {
 				CompactRevision: hr.CompactRevision,
 				Canceled:        hr.CompactRevision != 0,
 			}
+			if wr.WatchId != invalidWatchID && sws.isCanceled(wr.WatchId) {
+				continue
+			}
 			if wr.WatchId != invalidWatchID && !created[wr.WatchId] {
 				pending[wr.WatchId] = append(pending[wr.WatchId], wr)
 				continue
@@ -295,6 +318,7 @@ func (sws *serverWatchStream) sendLoop() {
 			}
 			if c.Canceled && c.WatchId != invalidWatchID {
 				delete(created, c.WatchId)
+				delete(pending, c.WatchId)
 				continue
 			}
 			if c.Created {
@@ -319,6 +343,16 @@ func (sws *serverWatchStream) sendLoop() {
 			return
 		}
 	}
+}
+
+// maxCanceledIDs bounds the canceled IDs a stream remembers (a stream lives as long as
+// its client, and Kubernetes cancels watches all day long).
+const maxCanceledIDs = 4096
+
+func (sws *serverWatchStream) isCanceled(id int64) bool {
+	sws.mu.Lock()
+	defer sws.mu.Unlock()
+	return sws.canceled[id]
 }
 
 // sendEvents sends one hub response, split into fragments when its watcher asked for
