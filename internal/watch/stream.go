@@ -169,13 +169,15 @@ func (s *Stream) Cancel(id int64) error {
 
 // RequestProgress queues, if the watcher id is synced, a progress response for it at
 // the hub's revision; otherwise it does nothing (as etcd, for the periodic progress
-// notification).
+// notification). Nor while the hub is below the revision the watcher starts after (a
+// watch from now starts after the store's revision, which its created response
+// carried): a progress revision never goes back.
 func (s *Stream) RequestProgress(id int64) {
 	h := s.h
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	w := s.watchers[id]
-	if w == nil || s.closed || !h.isSynced(w) || h.rev < s.maxSent {
+	if w == nil || s.closed || !h.isSynced(w) || h.rev < s.maxSent || h.rev < w.minRev-1 {
 		return
 	}
 	w.trySend(&pb.WatchResponse{Header: &pb.ResponseHeader{Revision: h.rev}, WatchId: id})
