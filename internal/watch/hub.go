@@ -199,6 +199,13 @@ func (h *Hub) deliverNew() bool {
 	if target <= h.rev {
 		return false
 	}
+	if h.synced.size() == 0 {
+		// Nobody to deliver to: skip the read (a member without watchers pays
+		// nothing for the hub). A watcher created later starts after the store's
+		// revision or catches up from the log.
+		h.rev = max(h.rev, min(target, h.store.Rev()))
+		return false
+	}
 	v := h.store.Read()
 	defer v.Close()
 	to := min(target, v.Rev(), h.rev+maxRevsPerPass)
