@@ -91,7 +91,11 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 	if err != nil {
 		return nil, err
 	}
-	peerClient := &http.Client{Transport: &http.Transport{TLSClientConfig: peerDialTLS}}
+	// Followers forward every lease renewal to the leader with it: keep enough idle
+	// connections (net/http keeps 2 per host by default, and each renewal past them
+	// would dial a new one).
+	peerClient := &http.Client{Transport: &http.Transport{TLSClientConfig: peerDialTLS,
+		MaxIdleConnsPerHost: 256, IdleConnTimeout: 90 * time.Second}}
 	cl, selfID, fresh, err := loadOrBootstrapCluster(cfg, eng, lg, peerClient)
 	if err != nil {
 		return nil, err
