@@ -184,6 +184,17 @@ func (l *Lessor) Demote() {
 	l.exp, l.cp = nil, nil
 }
 
+// Reset demotes the Lessor, also while a Promote is under way (which then ends without
+// making it primary: the table it listed is stale), and reports whether it was primary.
+// The lease table calls for it when a snapshot install replaced the table.
+func (l *Lessor) Reset() (wasPrimary bool) {
+	l.mu.Lock()
+	wasPrimary = l.primary
+	l.mu.Unlock()
+	l.Demote()
+	return wasPrimary
+}
+
 // Primary reports whether the Lessor is primary.
 func (l *Lessor) Primary() bool {
 	l.mu.Lock()

@@ -220,3 +220,25 @@ func BenchmarkPromote1M(b *testing.B) {
 		l.Promote()
 	}
 }
+
+// TestResetStopsAPromotionUnderWay: a snapshot install replacing the table while
+// Promote lists the old one must not leave the old schedule in place.
+func TestResetStopsAPromotionUnderWay(t *testing.T) {
+	c := &fakeClock{now: time.Unix(1000, 0)}
+	var l *Lessor
+	src := hookSource{table: table{1: {ID: 1, TTL: 10}}, during: func() {
+		if l.Reset() {
+			t.Error("Reset during a promotion reported a primary lessor")
+		}
+	}}
+	l = New(src, Config{Clock: c})
+	l.Promote()
+	if l.Primary() || l.Len() != 0 {
+		t.Fatalf("a promotion reset under way made the lessor primary (%d leases)", l.Len())
+	}
+	l2 := New(table{1: {ID: 1, TTL: 10}}, Config{Clock: c})
+	l2.Promote()
+	if !l2.Reset() || l2.Primary() {
+		t.Fatal("Reset of a primary lessor")
+	}
+}

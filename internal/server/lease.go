@@ -185,10 +185,11 @@ func (s *Server) checkpointLeases(primary func() bool) {
 }
 
 // leasesReloaded brings the lessor in line with a lease table that a snapshot install
-// replaced: a primary lessor starts again from the table's checkpoints.
+// replaced: a primary lessor starts again from the table's checkpoints; one being
+// promoted (runLessor's Promote listing the old table) is stopped, and the loop
+// promotes it again from the new table.
 func (s *Server) leasesReloaded() {
-	if s.lessor.Primary() {
-		s.lessor.Demote()
+	if s.lessor.Reset() {
 		s.lessor.Promote()
 	}
 }
