@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -125,4 +126,64 @@ func TestHashKVEqualOnAllMembers(t *testing.T) {
 			t.Errorf("defrag changed the hash at %d: %08x, was %08x", rev, got, compacted)
 		}
 	})
+}
+
+// Hash (etcd's deprecated whole-store hash) is equal on members that applied the same
+// writes, once each has finished compacting, and changes with a write.
+func TestHashEqualOnAllMembers(t *testing.T) {
+	forEachBinary(t, func(t *testing.T, b binary) {
+		c := newCluster(t, b, 3)
+		cli := c.client()
+		ctx := ctxT(t)
+		var rev int64
+		for i := range 30 {
+			r, err := cli.Put(ctx, fmt.Sprintf("h%02d", i%11), fmt.Sprint(i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			rev = r.Header.Revision
+		}
+		if _, err := cli.Compact(ctx, rev-5, clientv3.WithCompactPhysical()); err != nil {
+			t.Fatal(err)
+		}
+		first := c.sameWholeHash(t)
+		if _, err := cli.Put(ctx, "h00", "changed"); err != nil {
+			t.Fatal(err)
+		}
+		if c.sameWholeHash(t) == first {
+			t.Error("a write did not change Hash")
+		}
+	})
+}
+
+// sameWholeHash polls every member's Hash until all answer the same hash at the same
+// header revision (members apply, and compact, at their own pace).
+func (c *cluster) sameWholeHash(t *testing.T) uint32 {
+	t.Helper()
+	var clients []pb.MaintenanceClient
+	for i := range c.members {
+		clients = append(clients, pb.NewMaintenanceClient(c.client(i).ActiveConnection()))
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var got []string
+		for _, mc := range clients {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			h, err := mc.Hash(ctx, &pb.HashRequest{})
+			cancel()
+			if err != nil {
+				t.Fatalf("Hash: %v", err)
+			}
+			got = append(got, fmt.Sprintf("%08x@%d", h.Hash, h.Header.Revision))
+		}
+		if got[0] == got[1] && got[1] == got[2] {
+			var h uint32
+			fmt.Sscanf(got[0], "%08x", &h)
+			return h
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("members' Hash never agreed: %v", got)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
