@@ -202,3 +202,34 @@ func TestHashKVRevisionErrors(t *testing.T) {
 		t.Errorf("HashKV with a canceled context: %v", err)
 	}
 }
+
+// HashKV reads a snapshot: writes go on while it runs, and the hash at a revision it
+// answered during them is the one answered after them.
+func TestHashKVConcurrentWithWrites(t *testing.T) {
+	s, _ := newStore(t)
+	for i := 0; i < 5; i++ {
+		putKeys(t, s, i*2000, (i+1)*2000)
+	}
+	rev := s.Rev()
+	done := make(chan KeyValueHash)
+	go func() {
+		h, err := s.HashKV(context.Background(), rev)
+		if err != nil {
+			t.Error(err)
+		}
+		done <- h
+	}()
+	var during KeyValueHash
+	for i := 0; ; i++ {
+		select {
+		case during = <-done:
+		default:
+			put(t, s, fmt.Sprintf("k%04d", i%10000), "new", 0)
+			continue
+		}
+		break
+	}
+	if after := hashKV(t, s, rev); after != during {
+		t.Errorf("hash at %d during writes %+v, after %+v", rev, during, after)
+	}
+}
