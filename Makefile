@@ -25,10 +25,10 @@ conformance:
 	tests/conformance/run.sh
 
 robustness-short:
-	$(MAKE) -C tests/robustness short-nohashkv
+	$(MAKE) -C tests/robustness short
 
 robustness:
-	$(MAKE) -C tests/robustness long-nohashkv
+	$(MAKE) -C tests/robustness long
 
 # Side-by-side MetaStore vs etcd v3.7.3 (docs/BENCHMARKS.md), e.g. make bench-compare ARGS="--rounds 3".
 bench-compare:

@@ -26,7 +26,9 @@ const storageVersion = "3.7.0"
 //   - Defragment asks the backend to rewrite its storage (a full engine compaction, which
 //     does not block reads or writes) when it implements Defragmenter; else it succeeds
 //     and does nothing.
-//   - Hash (deprecated in etcd), Snapshot, MoveLeader, Downgrade: codes.Unimplemented.
+//   - Hash (deprecated in etcd): the backend answers if it is a Hasher, else
+//     codes.Unimplemented.
+//   - Snapshot, MoveLeader, Downgrade: codes.Unimplemented.
 type maintenanceServer struct {
 	pb.UnimplementedMaintenanceServer
 	b   Backend
@@ -66,6 +68,25 @@ func (s *maintenanceServer) Alarm(ctx context.Context, r *pb.AlarmRequest) (*pb.
 
 func (s *maintenanceServer) HashKV(ctx context.Context, r *pb.HashKVRequest) (*pb.HashKVResponse, error) {
 	resp, err := s.b.HashKV(ctx, r.GetRevision())
+	if err != nil {
+		return nil, toGRPCError(err)
+	}
+	resp.Header = s.hdr.fill(resp.Header)
+	return resp, nil
+}
+
+// Hasher is implemented by a backend that answers etcd's deprecated whole-store Hash.
+type Hasher interface {
+	Hash(ctx context.Context) (*pb.HashResponse, error)
+}
+
+// Hash answers codes.Unimplemented unless the backend is a Hasher.
+func (s *maintenanceServer) Hash(ctx context.Context, _ *pb.HashRequest) (*pb.HashResponse, error) {
+	h, ok := s.b.(Hasher)
+	if !ok {
+		return s.UnimplementedMaintenanceServer.Hash(ctx, nil)
+	}
+	resp, err := h.Hash(ctx)
 	if err != nil {
 		return nil, toGRPCError(err)
 	}

@@ -53,7 +53,7 @@ type Backend interface {
 	// RaftAppliedIndex, IsLearner and Errors (the active alarms as strings).
 	Status(ctx context.Context) (*pb.StatusResponse, error)
 	Alarm(ctx context.Context, r *pb.AlarmRequest) (*pb.AlarmResponse, error)
-	// HashKV may return a codes.Unimplemented status error for now.
+	// HashKV hashes the key-value history at rev (0: current); ErrFutureRev, ErrCompacted.
 	HashKV(ctx context.Context, rev int64) (*pb.HashKVResponse, error)
 	// Header returns ClusterId, MemberId, RaftTerm and the current store Revision. It is
 	// called once per response: it must be cheap and must not block.

@@ -113,9 +113,16 @@ func (s *Server) Alarm(ctx context.Context, r *pb.AlarmRequest) (_ *pb.AlarmResp
 	return asResp[*pb.AlarmResponse](resp)
 }
 
-// HashKV is not implemented yet.
-func (s *Server) HashKV(ctx context.Context, rev int64) (*pb.HashKVResponse, error) {
-	return nil, ErrUnimplemented
+// HashKV hashes this member's key-value history at rev (0: the current revision) as
+// mvcc.Store.HashKV does, on a snapshot, without a Raft round (as etcd). ErrFutureRev
+// above the current revision, ErrCompacted below the compacted one.
+func (s *Server) HashKV(ctx context.Context, rev int64) (_ *pb.HashKVResponse, err error) {
+	defer translate(&err)
+	h, err := s.store.HashKV(ctx, rev)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.HashKVResponse{Hash: h.Hash, CompactRevision: h.CompactRev, HashRevision: h.Rev}, nil
 }
 
 // checkQuota refuses a write of about cost bytes once the engine is past the quota,
