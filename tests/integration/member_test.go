@@ -202,13 +202,15 @@ func testMemberAddPromoteRemove(t *testing.T, bySnapshot bool) {
 			t.Fatalf("linearizable read on the promoted member: %v, %v", resp, err)
 		}
 
-		// Asked of the member removed itself: it must still answer (it learns the
-		// commit of its own removal before it stops).
+		// Asked of the member removed itself: MetaStore must still answer (it learns
+		// the commit of its own removal before it stops). etcd v3.7.3 does not always:
+		// now and then it stops first and answers "server stopped" (seen in CI), so
+		// that answer is taken from etcd, the removal being checked below all the same.
 		err = retryUnhealthy(t, func() error {
 			_, err := jcli.MemberRemove(ctxT(t), id)
 			return err
 		})
-		if err != nil {
+		if err != nil && !(b.name == "etcd" && errors.Is(err, rpctypes.ErrStopped)) {
 			t.Fatalf("MemberRemove sent to the member removed: %v", err)
 		}
 		select {
