@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -154,27 +153,7 @@ func checkResponse(resp *http.Response) error {
 // (whether to fast-forward the first election at start); our streams open only when
 // there is something to send, so a start-up probe stands in for them.
 func (t *Transport) ActivePeers(ctx context.Context, timeout time.Duration) int {
-	t.mu.Lock()
-	peers := make([]*peer, 0, len(t.peers))
-	for _, p := range t.peers {
-		peers = append(peers, p)
-	}
-	t.mu.Unlock()
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	var n atomic.Int32
-	var wg sync.WaitGroup
-	for _, p := range peers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if p.probe(ctx) == nil {
-				n.Add(1)
-			}
-		}()
-	}
-	wg.Wait()
-	return int(n.Load())
+	return len(t.ReachablePeers(ctx, timeout))
 }
 
 // probe asks the peer's probe endpoint whether it is up.
