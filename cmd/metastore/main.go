@@ -23,6 +23,9 @@ var gitSHA = "Not provided (use make build)"
 func main() { os.Exit(run(os.Args[1:], os.Environ())) }
 
 func run(args, environ []string) int {
+	if code, ok := runTool(args); ok { // snapshot, check: tools.go
+		return code
+	}
 	cfg, warnings, err := config.Parse(args, environ)
 	switch {
 	case errors.Is(err, config.ErrHelp):

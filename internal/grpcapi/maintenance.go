@@ -28,7 +28,7 @@ const storageVersion = "3.7.0"
 //     and does nothing.
 //   - Hash (deprecated in etcd): the backend answers if it is a Hasher, else
 //     codes.Unimplemented.
-//   - Snapshot, MoveLeader, Downgrade: codes.Unimplemented.
+//   - Snapshot: maintenance_snapshot.go. MoveLeader, Downgrade: codes.Unimplemented.
 type maintenanceServer struct {
 	pb.UnimplementedMaintenanceServer
 	b   Backend
