@@ -145,7 +145,7 @@ func ReadBackup(path string, opts BackupOptions, fn func(key, value []byte) erro
 	src := io.TeeReader(pr, sha)
 	dec, err := NewDecoder(src)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w (not a MetaStore snapshot: etcd's, a bbolt file, cannot be read)", err)
 	}
 	for dec.Next() {
 		k, v := dec.Key(), dec.Value()
