@@ -53,6 +53,7 @@ type member struct {
 	srv       *server.Server
 	grpc      *grpc.Server
 	inproc    *clientv3.Client // serves v3lock and v3election (lockelect.go)
+	gwClose   func()           // closes the JSON gateway's in-process connection (serving.go)
 	listeners []net.Listener
 	peerHTTP  []*http.Server
 	wg        sync.WaitGroup
@@ -235,7 +236,7 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	registerWatchMetrics(reg, m.hub)
-	m.grpc = grpcapi.NewServer(m.srv, grpcapi.Options{
+	m.grpc = grpcapi.NewServer(m.srv, servingOptions(cfg, grpcapi.Options{
 		Logger:          lg,
 		MaxRequestBytes: cfg.MaxRequestBytes,
 		MaxTxnOps:       cfg.MaxTxnOps,
@@ -244,7 +245,7 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 		NewWatchStream:              func() grpcapi.WatchStream { return m.hub.NewStream() },
 		WatchProgressNotifyInterval: cfg.WatchProgress,
 		ElectionTimeout:             cfg.ElectionTimeout,
-	})
+	}))
 	if m.inproc, err = serveLockElection(m.grpc, lg); err != nil {
 		return nil, fmt.Errorf("in-process client for v3lock and v3election: %w", err)
 	}
@@ -253,16 +254,22 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 		lg.Info("pprof is enabled", zap.String("path", grpcapi.PathPprof))
 		grpcapi.RegisterPprof(mux)
 	}
+	handler, gwClose, err := clientHandler(cfg, m.grpc, mux, lg)
+	if err != nil {
+		return nil, fmt.Errorf("grpc gateway: %w", err)
+	}
+	m.gwClose = gwClose
 	clientLs, clientTLSInfo, err := listenClients(cfg, lg)
 	if err != nil {
 		return nil, err
 	}
+	limitClients(cfg, clientLs, reg, lg)
 	for _, cl := range clientLs {
 		m.listeners = append(m.listeners, cl.l)
 	}
 	for _, cl := range clientLs {
 		m.wg.Add(1)
-		go func() { defer m.wg.Done(); _ = cl.serve(clientTLSInfo, m.grpc, mux) }()
+		go func() { defer m.wg.Done(); _ = cl.serve(clientTLSInfo, m.grpc, handler) }()
 	}
 
 	go func() {
@@ -361,6 +368,9 @@ func (m *member) close(ctx context.Context) {
 	}
 	if m.inproc != nil {
 		_ = m.inproc.Close()
+	}
+	if m.gwClose != nil {
+		m.gwClose()
 	}
 	if m.grpc != nil {
 		stopped := make(chan struct{})

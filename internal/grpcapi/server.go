@@ -127,6 +127,13 @@ type Options struct {
 	// ElectionTimeout paces the leader checks of Watch streams that require a leader
 	// (they end with ErrGRPCNoLeader after three checks in a row find none); 0: 1s.
 	ElectionTimeout time.Duration
+
+	// RequestRate and RequestBurst: the per-client request rate limit (limits.go);
+	// RequestRate 0 is no limit.
+	RequestRate  float64
+	RequestBurst int
+	// ServerOptions are added to the gRPC server's (e.g. the tracing stats handler).
+	ServerOptions []grpc.ServerOption
 }
 
 func (o Options) withDefaults() Options {
@@ -208,10 +215,15 @@ func NewServer(b Backend, opts Options) *grpc.Server {
 		unary = append(unary, requireLeaderUnary(lr))
 		stream = append(stream, requireLeaderStream(lr))
 	}
+	if opts.RequestRate > 0 {
+		rl := newRateLimiter(opts.RequestRate, opts.RequestBurst, opts.Registry, lg)
+		unary = append(unary, rl.unary())
+		stream = append(stream, rl.stream())
+	}
 	unary = append(unary, recovery.UnaryServerInterceptor(onPanic))
 	stream = append(stream, recovery.StreamServerInterceptor(onPanic))
 
-	gs := grpc.NewServer(
+	gs := grpc.NewServer(append([]grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
 		grpc.MaxRecvMsgSize(int(opts.MaxRequestBytes+grpcOverheadBytes)),
@@ -224,7 +236,7 @@ func NewServer(b Backend, opts Options) *grpc.Server {
 		grpc.NumStreamWorkers(streamWorkers),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: opts.KeepAliveMinTime}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: opts.KeepAliveInterval, Timeout: opts.KeepAliveTimeout}),
-	)
+	}, opts.ServerOptions...)...)
 
 	hdr := header{b: b}
 	pb.RegisterKVServer(gs, &kvServer{b: b, hdr: hdr, maxTxnOps: int(opts.MaxTxnOps)})
