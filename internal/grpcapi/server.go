@@ -226,7 +226,7 @@ func NewServer(b Backend, opts Options) *grpc.Server {
 	gs := grpc.NewServer(append([]grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
-		grpc.MaxRecvMsgSize(int(opts.MaxRequestBytes+grpcOverheadBytes)),
+		grpc.MaxRecvMsgSize(int(opts.MaxRequestBytes + grpcOverheadBytes)),
 		grpc.MaxSendMsgSize(math.MaxInt32),
 		grpc.MaxConcurrentStreams(opts.MaxConcurrentStreams),
 		// Long-lived workers run the calls, so a call does not start on a fresh
