@@ -54,6 +54,7 @@ type member struct {
 	grpc      *grpc.Server
 	inproc    *clientv3.Client // serves v3lock and v3election (lockelect.go)
 	gwClose   func()           // closes the JSON gateway's in-process connection (serving.go)
+	tracing   *tracing         // nil unless --enable-distributed-tracing (tracing.go)
 	listeners []net.Listener
 	peerHTTP  []*http.Server
 	wg        sync.WaitGroup
@@ -190,6 +191,9 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 	}
 
 	m.hub = watch.New(m.store, lg)
+	if m.tracing, err = newTracing(context.Background(), cfg, lg); err != nil {
+		return nil, fmt.Errorf("distributed tracing: %w", err)
+	}
 	m.srv = server.New(server.Config{
 		Logger:            lg,
 		MemberID:          selfID,
@@ -212,6 +216,8 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 		AutoCompactionRevisions: cfg.AutoCompactionRevisions,
 		PeerClient:              peerClient,
 		OnApply:                 m.hub.Notify,
+		Tracer:                  m.tracing.serverTracer(),
+		WarningApplyDuration:    cfg.WarningApplyDuration,
 	})
 	m.tr.SetMembership(m.srv) // GET /members, and peers removed from the cluster
 
@@ -245,6 +251,7 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 		NewWatchStream:              func() grpcapi.WatchStream { return m.hub.NewStream() },
 		WatchProgressNotifyInterval: cfg.WatchProgress,
 		ElectionTimeout:             cfg.ElectionTimeout,
+		ServerOptions:               m.tracing.grpcOptions(),
 	}))
 	if m.inproc, err = serveLockElection(m.grpc, lg); err != nil {
 		return nil, fmt.Errorf("in-process client for v3lock and v3election: %w", err)
@@ -381,6 +388,7 @@ func (m *member) close(ctx context.Context) {
 			m.grpc.Stop()
 		}
 	}
+	m.tracing.close(ctx)
 	if m.srv != nil {
 		m.srv.Stop()
 	} else if m.node != nil {
