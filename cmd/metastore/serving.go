@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -17,13 +18,21 @@ import (
 // servingOptions fills the gRPC limits of opts from cfg (etcd's flags, our rate limit).
 func servingOptions(cfg *config.Config, opts grpcapi.Options) grpcapi.Options {
 	opts.MaxConcurrentStreams = cfg.MaxConcurrentStreams
-	opts.KeepAliveMinTime = cfg.GRPCKeepAliveMinTime
-	opts.KeepAliveInterval = cfg.GRPCKeepAliveInterval
-	opts.KeepAliveTimeout = cfg.GRPCKeepAliveTimeout
+	opts.KeepAliveMinTime = etcdZero(cfg.GRPCKeepAliveMinTime)
+	opts.KeepAliveInterval = etcdZero(cfg.GRPCKeepAliveInterval)
+	opts.KeepAliveTimeout = etcdZero(cfg.GRPCKeepAliveTimeout)
 	opts.WarningUnaryRequestDuration = cfg.WarningUnaryRequestDuration
 	opts.RequestRate = cfg.ClientRequestRate
 	opts.RequestBurst = cfg.ClientRequestBurst
 	return opts
+}
+
+// etcdZero maps etcd's 0 ("left to gRPC") onto grpcapi's negative (its 0 is "default").
+func etcdZero(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
 
 // clientHandler is the client port's HTTP handler: mux, with the JSON gateway under

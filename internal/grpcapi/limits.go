@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/time/rate"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 )
@@ -143,4 +144,18 @@ func (rl *rateLimiter) stream() grpc.StreamServerInterceptor {
 		}
 		return handler(srv, ss)
 	}
+}
+
+// keepaliveOptions are etcd's: the enforcement policy only with a positive min time,
+// the server pings only with a positive interval and timeout (otherwise gRPC's own
+// defaults apply, as with etcd's 0).
+func keepaliveOptions(opts Options) []grpc.ServerOption {
+	var out []grpc.ServerOption
+	if opts.KeepAliveMinTime > 0 {
+		out = append(out, grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: opts.KeepAliveMinTime}))
+	}
+	if opts.KeepAliveInterval > 0 && opts.KeepAliveTimeout > 0 {
+		out = append(out, grpc.KeepaliveParams(keepalive.ServerParameters{Time: opts.KeepAliveInterval, Timeout: opts.KeepAliveTimeout}))
+	}
+	return out
 }

@@ -3,6 +3,7 @@ package grpcapi
 import (
 	"errors"
 	"testing"
+	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 )
@@ -35,5 +36,28 @@ func TestPerClientRateLimit(t *testing.T) {
 		if _, err := free.cli.Put(ctx, "k", "v"); err != nil {
 			t.Fatalf("put %d without a limit: %v", i, err)
 		}
+	}
+}
+
+// etcd sets the keepalive enforcement only for a positive min time, and server pings
+// only for a positive interval and timeout; a negative value here is etcd's 0.
+func TestKeepaliveOptionsAsEtcd(t *testing.T) {
+	for _, c := range []struct {
+		min, interval, timeout time.Duration
+		want                   int
+	}{
+		{time.Second, time.Hour, time.Second, 2},
+		{-1, time.Hour, time.Second, 1},
+		{time.Second, -1, time.Second, 1},
+		{time.Second, time.Hour, -1, 1},
+		{-1, -1, -1, 0},
+	} {
+		o := Options{KeepAliveMinTime: c.min, KeepAliveInterval: c.interval, KeepAliveTimeout: c.timeout}.withDefaults()
+		if got := len(keepaliveOptions(o)); got != c.want {
+			t.Errorf("%+v: %d options, want %d", c, got, c.want)
+		}
+	}
+	if got := len(keepaliveOptions(Options{}.withDefaults())); got != 2 {
+		t.Errorf("defaults: %d options, want 2", got)
 	}
 }

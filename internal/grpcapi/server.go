@@ -30,7 +30,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 )
 
@@ -106,7 +105,8 @@ type Options struct {
 	// (etcd's --grpc-keepalive-min-time).
 	KeepAliveMinTime time.Duration
 	// KeepAliveInterval and KeepAliveTimeout: server-to-client pings
-	// (etcd's --grpc-keepalive-interval, --grpc-keepalive-timeout).
+	// (etcd's --grpc-keepalive-interval, --grpc-keepalive-timeout). A negative value
+	// of any of the three is etcd's 0: that setting is left to gRPC (limits.go).
 	KeepAliveInterval time.Duration
 	KeepAliveTimeout  time.Duration
 	// WarningUnaryRequestDuration: a unary request slower than this is logged at warn
@@ -234,9 +234,7 @@ func NewServer(b Backend, opts Options) *grpc.Server {
 		// needs: that was a fifth of the CPU of linearizable gets with 1000 clients.
 		// When every worker is busy gRPC starts a goroutine, as without them.
 		grpc.NumStreamWorkers(streamWorkers),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: opts.KeepAliveMinTime}),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: opts.KeepAliveInterval, Timeout: opts.KeepAliveTimeout}),
-	}, opts.ServerOptions...)...)
+	}, append(keepaliveOptions(opts), opts.ServerOptions...)...)...)
 
 	hdr := header{b: b}
 	pb.RegisterKVServer(gs, &kvServer{b: b, hdr: hdr, maxTxnOps: int(opts.MaxTxnOps)})
