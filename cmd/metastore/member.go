@@ -53,6 +53,8 @@ type member struct {
 	srv       *server.Server
 	grpc      *grpc.Server
 	inproc    *clientv3.Client // serves v3lock and v3election (lockelect.go)
+	gwClose   func()           // closes the JSON gateway's in-process connection (serving.go)
+	tracing   *tracing         // nil unless --enable-distributed-tracing (tracing.go)
 	listeners []net.Listener
 	peerHTTP  []*http.Server
 	wg        sync.WaitGroup
@@ -189,6 +191,9 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 	}
 
 	m.hub = watch.New(m.store, lg)
+	if m.tracing, err = newTracing(context.Background(), cfg, lg); err != nil {
+		return nil, fmt.Errorf("distributed tracing: %w", err)
+	}
 	m.srv = server.New(server.Config{
 		Logger:            lg,
 		MemberID:          selfID,
@@ -211,6 +216,8 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 		AutoCompactionRevisions: cfg.AutoCompactionRevisions,
 		PeerClient:              peerClient,
 		OnApply:                 m.hub.Notify,
+		Tracer:                  m.tracing.serverTracer(),
+		WarningApplyDuration:    cfg.WarningApplyDuration,
 	})
 	m.tr.SetMembership(m.srv) // GET /members, and peers removed from the cluster
 
@@ -235,7 +242,7 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	registerWatchMetrics(reg, m.hub)
-	m.grpc = grpcapi.NewServer(m.srv, grpcapi.Options{
+	m.grpc = grpcapi.NewServer(m.srv, servingOptions(cfg, grpcapi.Options{
 		Logger:          lg,
 		MaxRequestBytes: cfg.MaxRequestBytes,
 		MaxTxnOps:       cfg.MaxTxnOps,
@@ -244,7 +251,8 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 		NewWatchStream:              func() grpcapi.WatchStream { return m.hub.NewStream() },
 		WatchProgressNotifyInterval: cfg.WatchProgress,
 		ElectionTimeout:             cfg.ElectionTimeout,
-	})
+		ServerOptions:               m.tracing.grpcOptions(),
+	}))
 	if m.inproc, err = serveLockElection(m.grpc, lg); err != nil {
 		return nil, fmt.Errorf("in-process client for v3lock and v3election: %w", err)
 	}
@@ -253,16 +261,22 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 		lg.Info("pprof is enabled", zap.String("path", grpcapi.PathPprof))
 		grpcapi.RegisterPprof(mux)
 	}
+	handler, gwClose, err := clientHandler(cfg, m.grpc, mux, lg)
+	if err != nil {
+		return nil, fmt.Errorf("grpc gateway: %w", err)
+	}
+	m.gwClose = gwClose
 	clientLs, clientTLSInfo, err := listenClients(cfg, lg)
 	if err != nil {
 		return nil, err
 	}
+	limitClients(cfg, clientLs, reg, lg)
 	for _, cl := range clientLs {
 		m.listeners = append(m.listeners, cl.l)
 	}
 	for _, cl := range clientLs {
 		m.wg.Add(1)
-		go func() { defer m.wg.Done(); _ = cl.serve(clientTLSInfo, m.grpc, mux) }()
+		go func() { defer m.wg.Done(); _ = cl.serve(clientTLSInfo, m.grpc, handler) }()
 	}
 
 	go func() {
@@ -362,6 +376,9 @@ func (m *member) close(ctx context.Context) {
 	if m.inproc != nil {
 		_ = m.inproc.Close()
 	}
+	if m.gwClose != nil {
+		m.gwClose()
+	}
 	if m.grpc != nil {
 		stopped := make(chan struct{})
 		go func() { m.grpc.GracefulStop(); close(stopped) }()
@@ -371,6 +388,7 @@ func (m *member) close(ctx context.Context) {
 			m.grpc.Stop()
 		}
 	}
+	m.tracing.close(ctx)
 	if m.srv != nil {
 		m.srv.Stop()
 	} else if m.node != nil {

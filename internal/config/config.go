@@ -174,6 +174,10 @@ type Config struct {
 	StorageEngine string // --storage-engine (ours): pebble | rocksdb
 	EnablePprof   bool   // --enable-pprof: serve /debug/pprof/ on the client URLs
 
+	// Serving: gRPC limits, the JSON gateway, log rotation, slow warnings, tracing,
+	// our connection and rate limits (serving.go).
+	Serving
+
 	// Ignored holds every etcd flag that was set but that metastore does not implement,
 	// flag name -> value as given. Each also produced a warning.
 	Ignored map[string]string
@@ -213,6 +217,7 @@ func NewConfig() *Config {
 		SelfSignedCertValidity:     DefaultSelfSignedCertValidity,
 		TLSMinVersion:              DefaultTLSMinVersion,
 		TLSMaxVersion:              DefaultTLSMaxVersion,
+		Serving:                    defaultServing(),
 		Ignored:                    map[string]string{},
 		ExplicitlySet:              map[string]bool{},
 	}

@@ -77,6 +77,9 @@ func (c *Config) NewLogger() (*zap.Logger, error) {
 	if err != nil {
 		return nil, err
 	}
+	if c.EnableLogRotation {
+		return c.newRotatingLogger(zc) // logrotate.go
+	}
 	return zc.Build()
 }
 

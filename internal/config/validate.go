@@ -51,6 +51,9 @@ func (c *Config) Validate() error {
 	if err := c.validateLogging(); err != nil {
 		return err
 	}
+	if err := c.Serving.validate(c.LogOutputs); err != nil {
+		return err
+	}
 	for _, us := range [][]url.URL{c.ListenPeerURLs, c.ListenClientURLs} {
 		if err := checkBindURLs(us); err != nil {
 			return err

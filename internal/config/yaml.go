@@ -55,6 +55,8 @@ type fileConfig struct {
 
 	// WatchProgress is a time.Duration in etcd's YAML: nanoseconds.
 	WatchProgress time.Duration `json:"watch-progress-notify-interval"`
+
+	servingFile // serving.go
 }
 
 // LoadFile reads an etcd YAML configuration file into a Config (defaults for absent keys),
@@ -83,6 +85,7 @@ func loadFile(path string) (*Config, []string, error) {
 		StorageEngine:          c.StorageEngine,
 		SelfSignedCertValidity: c.SelfSignedCertValidity, TLSMinVersion: c.TLSMinVersion, TLSMaxVersion: c.TLSMaxVersion,
 	}
+	fc.servingFile = fileServing(c.Serving)
 	if err := yaml.Unmarshal(b, &fc); err != nil {
 		return nil, nil, err
 	}
@@ -103,6 +106,7 @@ func loadFile(path string) (*Config, []string, error) {
 	c.Logger, c.LogLevel, c.LogFormat, c.LogOutputs = fc.Logger, fc.LogLevel, fc.LogFormat, fc.LogOutputs
 	c.StorageEngine, c.EnablePprof = fc.StorageEngine, fc.EnablePprof
 	c.WatchProgress = fc.WatchProgress
+	c.Serving = fc.serving()
 	c.ClientTLS, c.PeerTLS = fc.ClientSecurity.files(), fc.PeerSecurity.files()
 	c.ClientAutoTLS, c.PeerAutoTLS = fc.ClientSecurity.AutoTLS, fc.PeerSecurity.AutoTLS
 	c.SelfSignedCertValidity, c.CipherSuites = fc.SelfSignedCertValidity, fc.CipherSuites
@@ -165,6 +169,9 @@ func fileKeys() map[string]bool {
 	for i := 0; i < t.NumField(); i++ {
 		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
 		m[name] = true
+	}
+	for k := range servingFileKeys() {
+		m[k] = true
 	}
 	return m
 }

@@ -29,13 +29,47 @@ const (
 )
 
 // NewHTTPMux returns the HTTP handler of the client port: /metrics from reg, /health
-// checked against b with BackendHealthCheck, and /version.
+// checked against b with BackendHealthCheck (counted in etcd's
+// etcd_server_health_success and _failures), /livez and /readyz with etcd's sub-checks
+// (healthz.go), and /version.
 func NewHTTPMux(b Backend, reg *prometheus.Registry, lg *zap.Logger) *http.ServeMux {
+	if lg == nil {
+		lg = zap.NewNop()
+	}
+	var rr prometheus.Registerer
+	if reg != nil {
+		rr = reg
+	}
 	mux := http.NewServeMux()
 	mux.Handle(PathMetrics, MetricsHandler(reg))
-	mux.Handle(PathHealth, HealthHandler(lg, BackendHealthCheck(b, 5*time.Second)))
+	mux.Handle(PathHealth, HealthHandler(lg, countedHealthCheck(rr, lg, BackendHealthCheck(b, 5*time.Second))))
 	mux.Handle(PathVersion, VersionHandler())
+	pm := newProbeMetrics(rr, lg)
+	registerProbes(mux, PathLivez[1:], livezChecks(b), pm, lg)
+	registerProbes(mux, PathReadyz[1:], readyzChecks(b), pm, lg)
 	return mux
+}
+
+// countedHealthCheck counts check's answers in etcd's etcd_server_health_success and
+// etcd_server_health_failures.
+func countedHealthCheck(reg prometheus.Registerer, lg *zap.Logger, check HealthCheck) HealthCheck {
+	ok := register(reg, lg, prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "etcd", Subsystem: "server", Name: "health_success",
+		Help: "The total number of successful health checks",
+	}))
+	failed := register(reg, lg, prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "etcd", Subsystem: "server", Name: "health_failures",
+		Help: "The total number of failed health checks",
+	}))
+	return func(ctx context.Context, serializable bool, excludedAlarms []string) error {
+		err := check(ctx, serializable, excludedAlarms)
+		if err != nil {
+			failed.Inc()
+		} else {
+			ok.Inc()
+		}
+		return err
+	}
 }
 
 // PathPprof is where --enable-pprof serves Go's runtime profiles, as etcd.

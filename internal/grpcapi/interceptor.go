@@ -6,13 +6,11 @@ import (
 	"time"
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
-	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/peer"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -47,32 +45,13 @@ func requireLeaderStream(lr LeaderReporter) grpc.StreamServerInterceptor {
 	}
 }
 
-// slowRequestInterceptor logs at warn level a unary request that took longer than
-// threshold, like etcd's "request stats" warning. Values are redacted.
+// slowRequestInterceptor logs etcd's "request stats" for a unary request: at warn
+// level when it took longer than threshold, at debug level otherwise (slowlog.go).
 func slowRequestInterceptor(lg *zap.Logger, threshold time.Duration) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		start := time.Now()
 		resp, err := handler(ctx, req)
-		if took := time.Since(start); took > threshold {
-			remote := "unknown"
-			if p, ok := peer.FromContext(ctx); ok {
-				remote = p.Addr.String()
-			}
-			var content string
-			switch r := req.(type) {
-			case *pb.PutRequest:
-				content = fmt.Sprint(pb.NewLoggablePutRequest(r))
-			case *pb.TxnRequest:
-				content = pb.NewLoggableTxnRequest(r).String()
-			case *pb.RangeRequest:
-				content = r.String()
-			case *pb.DeleteRangeRequest:
-				content = r.String()
-			}
-			lg.Warn("request stats: slow request",
-				zap.String("method", info.FullMethod), zap.Duration("took", took), zap.String("remote", remote),
-				zap.String("request content", content), zap.Int("request size", protoSize(req)), zap.Error(err))
-		}
+		logRequestStats(ctx, lg, threshold, info.FullMethod, start, req, resp)
 		return resp, err
 	}
 }

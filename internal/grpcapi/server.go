@@ -30,7 +30,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 )
 
@@ -106,7 +105,8 @@ type Options struct {
 	// (etcd's --grpc-keepalive-min-time).
 	KeepAliveMinTime time.Duration
 	// KeepAliveInterval and KeepAliveTimeout: server-to-client pings
-	// (etcd's --grpc-keepalive-interval, --grpc-keepalive-timeout).
+	// (etcd's --grpc-keepalive-interval, --grpc-keepalive-timeout). A negative value
+	// of any of the three is etcd's 0: that setting is left to gRPC (limits.go).
 	KeepAliveInterval time.Duration
 	KeepAliveTimeout  time.Duration
 	// WarningUnaryRequestDuration: a unary request slower than this is logged at warn
@@ -127,6 +127,13 @@ type Options struct {
 	// ElectionTimeout paces the leader checks of Watch streams that require a leader
 	// (they end with ErrGRPCNoLeader after three checks in a row find none); 0: 1s.
 	ElectionTimeout time.Duration
+
+	// RequestRate and RequestBurst: the per-client request rate limit (limits.go);
+	// RequestRate 0 is no limit.
+	RequestRate  float64
+	RequestBurst int
+	// ServerOptions are added to the gRPC server's (e.g. the tracing stats handler).
+	ServerOptions []grpc.ServerOption
 }
 
 func (o Options) withDefaults() Options {
@@ -208,13 +215,18 @@ func NewServer(b Backend, opts Options) *grpc.Server {
 		unary = append(unary, requireLeaderUnary(lr))
 		stream = append(stream, requireLeaderStream(lr))
 	}
+	if opts.RequestRate > 0 {
+		rl := newRateLimiter(opts.RequestRate, opts.RequestBurst, opts.Registry, lg)
+		unary = append(unary, rl.unary())
+		stream = append(stream, rl.stream())
+	}
 	unary = append(unary, recovery.UnaryServerInterceptor(onPanic))
 	stream = append(stream, recovery.StreamServerInterceptor(onPanic))
 
-	gs := grpc.NewServer(
+	gs := grpc.NewServer(append([]grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
-		grpc.MaxRecvMsgSize(int(opts.MaxRequestBytes+grpcOverheadBytes)),
+		grpc.MaxRecvMsgSize(int(opts.MaxRequestBytes + grpcOverheadBytes)),
 		grpc.MaxSendMsgSize(math.MaxInt32),
 		grpc.MaxConcurrentStreams(opts.MaxConcurrentStreams),
 		// Long-lived workers run the calls, so a call does not start on a fresh
@@ -222,9 +234,7 @@ func NewServer(b Backend, opts Options) *grpc.Server {
 		// needs: that was a fifth of the CPU of linearizable gets with 1000 clients.
 		// When every worker is busy gRPC starts a goroutine, as without them.
 		grpc.NumStreamWorkers(streamWorkers),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: opts.KeepAliveMinTime}),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: opts.KeepAliveInterval, Timeout: opts.KeepAliveTimeout}),
-	)
+	}, append(keepaliveOptions(opts), opts.ServerOptions...)...)...)
 
 	hdr := header{b: b}
 	pb.RegisterKVServer(gs, &kvServer{b: b, hdr: hdr, maxTxnOps: int(opts.MaxTxnOps)})

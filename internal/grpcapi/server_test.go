@@ -435,12 +435,12 @@ func TestSlowRequestIsLoggedWithoutItsValue(t *testing.T) {
 	if _, err := s.cli.Put(testCtx(t), "k", "secret-value"); err != nil {
 		t.Fatal(err)
 	}
-	slow := logs.FilterMessage("request stats: slow request").All()
+	slow := logs.FilterMessage("request stats").All()
 	if len(slow) != 1 {
 		t.Fatalf("slow request logs = %v", logs.All())
 	}
 	fields := slow[0].ContextMap()
-	if fields["method"] != "/etcdserverpb.KV/Put" || strings.Contains(fmt.Sprint(fields), "secret-value") {
+	if fields["response type"] != "/etcdserverpb.KV/Put" || fields["request count"] != int64(1) || strings.Contains(fmt.Sprint(fields), "secret-value") {
 		t.Errorf("slow request log = %v", fields)
 	}
 }

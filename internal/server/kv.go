@@ -14,10 +14,15 @@ import (
 func (s *Server) Range(ctx context.Context, r *pb.RangeRequest) (_ *pb.RangeResponse, err error) {
 	defer translate(&err)
 	if !r.GetSerializable() {
-		if err := s.linearizableReadNotify(ctx); err != nil {
+		_, span := s.startSpan(ctx, "linearizable_read") // trace.go
+		err := s.linearizableReadNotify(ctx)
+		endSpan(span, err)
+		if err != nil {
 			return nil, err
 		}
 	}
+	_, span := s.startSpan(ctx, "range")
+	defer span.End()
 	v := s.store.Read()
 	defer v.Close()
 	return apply.Range(v, r)

@@ -19,6 +19,7 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 
@@ -80,6 +81,10 @@ type Config struct {
 	// every applied hand-over (entries or a snapshot install). It must not block: the
 	// watch hub's Notify.
 	OnApply func(rev int64)
+	// Tracer, if set, records the spans of requests (trace.go); WarningApplyDuration
+	// is etcd's --warning-apply-duration (0: 100ms).
+	Tracer               trace.Tracer
+	WarningApplyDuration time.Duration
 }
 
 // Server serves the etcd API on top of a raftnode and the state machine.
@@ -276,13 +281,16 @@ func (s *Server) applyNormal(ents []*raftpb.Entry) error {
 	if last <= s.app.AppliedIndex() {
 		return nil
 	}
+	applyStart := time.Now()
 	results, err := s.app.ApplyEntries(ents)
+	applyEnd := time.Now()
 	if err != nil {
 		return err
 	}
+	s.warnSlowApply(ents, applyStart, applyEnd) // trace.go
 	for _, r := range results {
 		if r.ID != 0 {
-			s.waits.trigger(r.ID, r.Result)
+			s.waits.trigger(r.ID, s.traced(r.Result, applyStart, applyEnd))
 		}
 	}
 	return nil
@@ -311,6 +319,8 @@ func (s *Server) propose(ctx context.Context, r *pb.InternalRaftRequest) (*apply
 	defer s.admit.release(int64(len(data)))
 	ch := s.waits.register(id)
 	start := time.Now()
+	ctx, span := s.startSpan(ctx, "propose") // trace.go
+	defer span.End()
 	cctx, cancel := context.WithTimeout(ctx, s.reqTimeout())
 	defer cancel()
 	// The raft loop takes the proposal with the others queued meanwhile; only a refusal
@@ -323,7 +333,7 @@ func (s *Server) propose(ctx context.Context, r *pb.InternalRaftRequest) (*apply
 	})
 	select {
 	case x := <-ch:
-		switch v := x.(type) {
+		switch v := s.untrace(ctx, x, start).(type) {
 		case *apply.Result:
 			if v != nil {
 				return v, nil
