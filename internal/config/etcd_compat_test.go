@@ -103,13 +103,15 @@ func TestEveryEtcdHelpFlagParsesAsInEtcd(t *testing.T) {
 }
 
 // TestEveryRegisteredFlagIsEtcds checks the other direction: each flag we register is
-// listed by etcd --help, except our --storage-engine, --version and --config-file (in
-// etcd's usage text) and the legacy names etcd registers only to ignore them.
+// listed by etcd --help, except our own flags (--storage-engine and the off-by-default
+// client limits), --version and --config-file (in etcd's usage text) and the legacy names
+// etcd registers only to ignore them.
 func TestEveryRegisteredFlagIsEtcds(t *testing.T) {
 	if _, err := os.Stat(etcdBinary); err != nil {
 		t.Skipf("real etcd binary not available at %s (%v)", etcdBinary, err)
 	}
-	names := map[string]bool{"storage-engine": true, "version": true, "config-file": true}
+	names := map[string]bool{"storage-engine": true, "version": true, "config-file": true,
+		"max-client-connections": true, "client-request-rate": true, "client-request-burst": true}
 	for _, n := range etcdIgnoredFlags {
 		names[n] = true
 	}

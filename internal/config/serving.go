@@ -176,7 +176,7 @@ func (v *uint32Value) String() string {
 func (v *uint32Value) Set(s string) error {
 	n, err := strconv.ParseUint(s, 0, 32)
 	if err != nil {
-		return errParse
+		return err // etcd's flags.Uint32Value returns strconv's error as is
 	}
 	*v.p = uint32(n)
 	return nil
