@@ -38,8 +38,9 @@ func (s *Store) ScheduleCompaction(b storage.Batch, rev int64) error {
 // CompactionScheduled tells the background compactor that a compaction at rev was
 // committed.
 func (s *Store) CompactionScheduled(rev int64) {
-	if rev > s.compactRev.Load() {
-		s.compactRev.Store(rev) // only the writer stores
+	if prev := s.compactRev.Load(); rev > prev {
+		s.hashes.add(s.eng.NewSnapshot(), prev, rev) // see compactHashes
+		s.compactRev.Store(rev)                      // only the writer stores
 	}
 	s.mu.Lock()
 	if rev > s.target {
@@ -94,6 +95,9 @@ func (s *Store) runCompactor() {
 			return
 		case <-s.wake:
 		}
+		hctx, hcancel := s.stopContext()
+		s.hashes.run(hctx)
+		hcancel()
 		for {
 			s.mu.Lock()
 			target, finished, gen := s.target, s.finished, s.gen

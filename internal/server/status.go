@@ -122,7 +122,11 @@ func (s *Server) HashKV(ctx context.Context, rev int64) (_ *pb.HashKVResponse, e
 	if err != nil {
 		return nil, err
 	}
-	return &pb.HashKVResponse{Hash: h.Hash, CompactRevision: h.CompactRev, HashRevision: h.Rev}, nil
+	compact := h.CompactRev
+	if compact == 0 {
+		compact = -1 // never compacted: etcd's compactMainRev starts at -1
+	}
+	return &pb.HashKVResponse{Hash: h.Hash, CompactRevision: compact, HashRevision: h.Rev}, nil
 }
 
 // checkQuota refuses a write of about cost bytes once the engine is past the quota,
