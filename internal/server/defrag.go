@@ -1,0 +1,43 @@
+package server
+
+import (
+	"context"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/metastore/metastore/internal/storage"
+)
+
+// Defragment is etcd's defrag for an LSM: a compaction of the engine's whole key space
+// (Pebble rewrites every table, dropping what deletes, overwrites and mvcc compaction
+// left behind), so that the space of deleted and compacted data is given back now. It
+// answers when the compaction is done; dbSize (Status) is then smaller.
+//
+// It never blocks reads or writes: the engine compacts beside its writers (its
+// snapshots and batches go on), apply takes no lock this holds, and the only lock held
+// here is the one that makes concurrent Defragment calls take turns. A client that
+// goes away leaves the compaction running to its end (as etcd's defrag does).
+func (s *Server) Defragment(ctx context.Context) (err error) {
+	defer translate(&err)
+	select { // one at a time, as etcd's defrag holds its backend
+	case s.defragSem <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.stopping:
+		return ErrStopped
+	}
+	defer func() { <-s.defragSem }()
+	start := time.Now()
+	before := s.cfg.Engine.DiskSize()
+	s.lg.Info("defragmenting", zap.Uint64("current-db-size-bytes", before))
+	if err := s.cfg.Engine.Compact(nil, nil); err != nil {
+		s.lg.Warn("failed to defragment", zap.Error(err))
+		return err
+	}
+	s.sizeAt.Store(0) // the quota check must see the new size
+	s.lg.Info("finished defragmenting", zap.Duration("took", time.Since(start)),
+		zap.Uint64("current-db-size-bytes", s.cfg.Engine.DiskSize()),
+		zap.Int64("current-db-size-in-use-bytes", int64(storage.StateMachineSize(s.cfg.Engine))))
+	return nil
+}
