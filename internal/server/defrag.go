@@ -35,9 +35,39 @@ func (s *Server) Defragment(ctx context.Context) (err error) {
 		s.lg.Warn("failed to defragment", zap.Error(err))
 		return err
 	}
+	s.waitFilesDeleted(ctx)
 	s.sizeAt.Store(0) // the quota check must see the new size
 	s.lg.Info("finished defragmenting", zap.Duration("took", time.Since(start)),
 		zap.Uint64("current-db-size-bytes", s.cfg.Engine.DiskSize()),
 		zap.Int64("current-db-size-in-use-bytes", int64(storage.StateMachineSize(s.cfg.Engine))))
 	return nil
+}
+
+// Bounds of waitFilesDeleted.
+const (
+	defragSettlePoll = 50 * time.Millisecond
+	defragSettleMax  = 10 * time.Second
+)
+
+// waitFilesDeleted waits, after the compaction, until the engine has deleted the
+// files it replaced (it does so in the background, once no reader holds them): until
+// its disk size stays the same over three polls, at most defragSettleMax or ctx. So
+// the dbSize a Status reads right after the Defragment answer is the smaller one.
+func (s *Server) waitFilesDeleted(ctx context.Context) {
+	deadline := time.Now().Add(defragSettleMax)
+	last, same := s.cfg.Engine.DiskSize(), 0
+	for same < 3 && time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.stopping:
+			return
+		case <-time.After(defragSettlePoll):
+		}
+		if n := s.cfg.Engine.DiskSize(); n == last {
+			same++
+		} else {
+			last, same = n, 0
+		}
+	}
 }
