@@ -4,6 +4,7 @@ import (
 	"errors"
 	"testing"
 
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -66,5 +67,46 @@ func TestDowngrade(t *testing.T) {
 				t.Errorf("enable 3.6: %v", err)
 			}
 		}
+	})
+}
+
+// TestStatusAndCorruptAlarm: Status fills what etcd fills; a CORRUPT alarm activated
+// through the Alarm call shows in Status's errors as etcd's text, makes every write
+// fail with "etcdserver: corrupt cluster" and, disarmed, lets writes through again.
+func TestStatusAndCorruptAlarm(t *testing.T) {
+	forEachBinary(t, func(t *testing.T, b binary) {
+		c := newCluster(t, b, 1)
+		defer c.close()
+		cli := c.client()
+		ctx := ctxT(t)
+		mustPut(t, cli, "k", "v")
+		st, err := cli.Status(ctx, c.members[0].clientURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Version != "3.7.3" || st.StorageVersion != "3.7.0" || st.DbSizeQuota != 2<<30 || st.DowngradeInfo == nil ||
+			st.DowngradeInfo.Enabled || st.Leader != st.Header.MemberId || st.RaftIndex == 0 || st.RaftAppliedIndex != st.RaftIndex ||
+			st.RaftTerm == 0 || st.DbSize == 0 || st.DbSizeInUse == 0 || st.DbSizeInUse > st.DbSize || st.IsLearner || len(st.Errors) != 0 {
+			t.Errorf("status: %+v", st)
+		}
+		mc := pb.NewMaintenanceClient(cli.ActiveConnection())
+		am := &pb.AlarmMember{MemberID: st.Header.MemberId, Alarm: pb.AlarmType_CORRUPT}
+		if _, err := mc.Alarm(ctx, &pb.AlarmRequest{Action: pb.AlarmRequest_ACTIVATE, MemberID: am.MemberID, Alarm: am.Alarm}); err != nil {
+			t.Fatalf("activate CORRUPT: %v", err)
+		}
+		st, err = cli.Status(ctx, c.members[0].clientURL)
+		if err != nil || len(st.Errors) != 1 || st.Errors[0] != am.String() {
+			t.Errorf("status errors with CORRUPT: %q %v, want [%q]", st.Errors, err, am.String())
+		}
+		if _, err := cli.Put(ctx, "k", "w"); !errors.Is(err, rpctypes.ErrCorrupt) {
+			t.Errorf("put under CORRUPT: %v", err)
+		}
+		if _, err := cli.Get(ctx, "k"); err != nil {
+			t.Errorf("get under CORRUPT: %v", err)
+		}
+		if _, err := cli.AlarmDisarm(ctx, &clientv3.AlarmMember{MemberID: am.MemberID, Alarm: am.Alarm}); err != nil {
+			t.Fatalf("disarm: %v", err)
+		}
+		mustPut(t, cli, "k", "after")
 	})
 }
