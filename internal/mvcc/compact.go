@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"time"
 
 	"github.com/metastore/metastore/internal/storage"
 )
@@ -11,6 +12,10 @@ import (
 // compactBatchSize is how many revision-log entries one compaction batch covers, so
 // that a compaction never holds the engine's commit pipeline for long.
 const compactBatchSize = 1000
+
+// compactBatchPause is the pause between two compaction batches (etcd's default
+// --compaction-sleep-interval).
+const compactBatchPause = 10 * time.Millisecond
 
 // ErrClosed is returned by WaitCompacted once the store is closed.
 var ErrClosed = errors.New("mvcc: store closed")
@@ -158,6 +163,15 @@ func (s *Store) compact(target int64, gen uint64) error {
 			return err
 		}
 		start = next
+		if start != nil && compactBatchPause > 0 {
+			// etcd's --compaction-sleep-interval: leave the engine and the CPU to the
+			// writers between batches.
+			select {
+			case <-s.stop:
+				return ErrClosed
+			case <-time.After(compactBatchPause):
+			}
+		}
 	}
 	// Reclaim the space of what was deleted: the span of deleted versions (often most
 	// of the key space) and the start of the revision log.
