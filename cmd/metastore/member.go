@@ -234,6 +234,9 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 		go func() { defer m.wg.Done(); _ = hs.Serve(l) }()
 		lg.Info("serving peer traffic", zap.String("address", l.Addr().String()))
 	}
+	if err := m.startIntegrity(cfg); err != nil { // integrity.go
+		return nil, err
+	}
 	if len(cl.Members) > 1 && cfg.InitialElectionTickAdvance {
 		m.wg.Add(1)
 		go m.advanceTicksWhenPeersAnswer(cfg, selfID)
@@ -303,6 +306,7 @@ func peerHandler(tr http.Handler, srv *server.Server) http.Handler {
 	mux.Handle("/", tr)
 	mux.Handle(server.PathLeases, srv.LeaseHandler())
 	mux.Handle(server.PathLeaseInternal, srv.LeaseHandler())
+	mux.Handle(server.PathHashKV, srv.HashKVHandler())
 	return mux
 }
 

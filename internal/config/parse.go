@@ -174,6 +174,9 @@ func (c *Config) ignoredWarnings() []string {
 	sort.Strings(names)
 	var out []string
 	for _, n := range names {
+		if c.implementedIgnored(n) { // integrity.go
+			continue
+		}
 		out = append(out, ignoredWarning(n))
 	}
 	return out

@@ -62,6 +62,13 @@ var errorMapping = []struct {
 	{server.ErrNotEnoughStartedMembers, rpctypes.ErrGRPCMemberNotEnoughStarted},
 	{server.ErrLearnerNotReady, rpctypes.ErrGRPCLearnerNotReady},
 	{server.ErrMemberBadURLs, rpctypes.ErrGRPCMemberBadURLs},
+	// MoveLeader and Downgrade (etcd sends ErrTimeoutLeaderTransfer and
+	// ErrUnknownMethod as codes.Unknown with their message, as toGRPCError does).
+	{server.ErrBadLeaderTransferee, rpctypes.ErrGRPCBadLeaderTransferee},
+	{server.ErrWrongDowngradeVersionFormat, rpctypes.ErrGRPCWrongDowngradeVersionFormat},
+	{server.ErrInvalidDowngradeTargetVersion, rpctypes.ErrGRPCInvalidDowngradeTargetVersion},
+	{server.ErrClusterVersionUnavailable, rpctypes.ErrGRPCClusterVersionUnavailable},
+	{server.ErrNoInflightDowngrade, rpctypes.ErrGRPCNoInflightDowngrade},
 	// Ours, for features not built yet (and request kinds the state machine does not
 	// implement yet): clients see codes.Unimplemented.
 	{server.ErrUnimplemented, status.Error(codes.Unimplemented, server.ErrUnimplemented.Error())},

@@ -28,7 +28,9 @@ const storageVersion = "3.7.0"
 //     and does nothing.
 //   - Hash (deprecated in etcd): the backend answers if it is a Hasher, else
 //     codes.Unimplemented.
-//   - Snapshot: maintenance_snapshot.go. MoveLeader, Downgrade: codes.Unimplemented.
+//   - MoveLeader, Downgrade: the backend answers if it implements LeaderMover /
+//     Downgrader, else codes.Unimplemented.
+//   - Snapshot: maintenance_snapshot.go.
 type maintenanceServer struct {
 	pb.UnimplementedMaintenanceServer
 	b   Backend
@@ -106,4 +108,40 @@ func (s *maintenanceServer) Defragment(ctx context.Context, _ *pb.DefragmentRequ
 		}
 	}
 	return &pb.DefragmentResponse{Header: s.hdr.fill(nil)}, nil
+}
+
+// LeaderMover is implemented by a backend that transfers leadership (etcd's
+// MoveLeader: ErrNotLeader on a follower, ErrBadLeaderTransferee for a target that is
+// not a voting member, ErrTimeoutLeaderTransfer).
+type LeaderMover interface {
+	MoveLeader(ctx context.Context, target uint64) error
+}
+
+func (s *maintenanceServer) MoveLeader(ctx context.Context, r *pb.MoveLeaderRequest) (*pb.MoveLeaderResponse, error) {
+	lm, ok := s.b.(LeaderMover)
+	if !ok {
+		return s.UnimplementedMaintenanceServer.MoveLeader(ctx, r)
+	}
+	if err := lm.MoveLeader(ctx, r.TargetID); err != nil {
+		return nil, toGRPCError(err)
+	}
+	return &pb.MoveLeaderResponse{Header: s.hdr.fill(nil)}, nil
+}
+
+// Downgrader is implemented by a backend that answers Downgrade.
+type Downgrader interface {
+	Downgrade(ctx context.Context, r *pb.DowngradeRequest) (*pb.DowngradeResponse, error)
+}
+
+func (s *maintenanceServer) Downgrade(ctx context.Context, r *pb.DowngradeRequest) (*pb.DowngradeResponse, error) {
+	d, ok := s.b.(Downgrader)
+	if !ok {
+		return s.UnimplementedMaintenanceServer.Downgrade(ctx, r)
+	}
+	resp, err := d.Downgrade(ctx, r)
+	if err != nil {
+		return nil, toGRPCError(err)
+	}
+	resp.Header = s.hdr.fill(resp.Header)
+	return resp, nil
 }

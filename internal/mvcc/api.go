@@ -106,6 +106,7 @@ type Store struct {
 
 	latest *latestCache // writer-only
 	memo   *countMemo   // counts of committed state, shared by reads
+	hashes compactHashes
 
 	wake chan struct{} // capacity 1
 	stop chan struct{}
@@ -169,6 +170,7 @@ func (s *Store) Reload() error {
 	s.writeRev, s.writeCompact = rev, scheduled
 	s.latest.reset()
 	s.memo.reset()
+	s.hashes.reset()
 	s.rev.Store(rev) // before compactRev: see Read
 	s.compactRev.Store(scheduled)
 	s.mu.Lock()
@@ -288,5 +290,6 @@ func (s *Store) Close() error {
 	s.mu.Unlock()
 	close(s.stop)
 	<-s.done
+	s.hashes.reset()
 	return nil
 }

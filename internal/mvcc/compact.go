@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"time"
 
 	"github.com/metastore/metastore/internal/storage"
 )
@@ -11,6 +12,10 @@ import (
 // compactBatchSize is how many revision-log entries one compaction batch covers, so
 // that a compaction never holds the engine's commit pipeline for long.
 const compactBatchSize = 1000
+
+// compactBatchPause is the pause between two compaction batches (etcd's default
+// --compaction-sleep-interval).
+const compactBatchPause = 10 * time.Millisecond
 
 // ErrClosed is returned by WaitCompacted once the store is closed.
 var ErrClosed = errors.New("mvcc: store closed")
@@ -38,8 +43,9 @@ func (s *Store) ScheduleCompaction(b storage.Batch, rev int64) error {
 // CompactionScheduled tells the background compactor that a compaction at rev was
 // committed.
 func (s *Store) CompactionScheduled(rev int64) {
-	if rev > s.compactRev.Load() {
-		s.compactRev.Store(rev) // only the writer stores
+	if prev := s.compactRev.Load(); rev > prev {
+		s.hashes.add(s.eng.NewSnapshot(), prev, rev) // see compactHashes
+		s.compactRev.Store(rev)                      // only the writer stores
 	}
 	s.mu.Lock()
 	if rev > s.target {
@@ -94,6 +100,9 @@ func (s *Store) runCompactor() {
 			return
 		case <-s.wake:
 		}
+		hctx, hcancel := s.stopContext()
+		s.hashes.run(hctx)
+		hcancel()
 		for {
 			s.mu.Lock()
 			target, finished, gen := s.target, s.finished, s.gen
@@ -154,6 +163,15 @@ func (s *Store) compact(target int64, gen uint64) error {
 			return err
 		}
 		start = next
+		if start != nil && compactBatchPause > 0 {
+			// etcd's --compaction-sleep-interval: leave the engine and the CPU to the
+			// writers between batches.
+			select {
+			case <-s.stop:
+				return ErrClosed
+			case <-time.After(compactBatchPause):
+			}
+		}
 	}
 	// Reclaim the space of what was deleted: the span of deleted versions (often most
 	// of the key space) and the start of the revision log.

@@ -35,9 +35,17 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // a compaction at C' (C < C' < rev) changes the history kept, so the hash at rev
 // changes with it; the answer's CompactRev tells the two apart.
 //
+// A revision a recent compaction was hashed at (compactHashes) answers that hash, as
+// etcd answers its stored one.
+//
 // ErrFutureRev if rev > the current revision, ErrCompacted if rev < C. It streams the
 // key space with one iterator (bounded memory) and never holds a lock the writer needs.
 func (s *Store) HashKV(ctx context.Context, rev int64) (KeyValueHash, error) {
+	if rev > 0 {
+		if h, ok, err := s.hashes.lookup(ctx, rev); err != nil || ok {
+			return h, err
+		}
+	}
 	rc := s.Read()
 	defer rc.Close()
 	v := rc.(*view)

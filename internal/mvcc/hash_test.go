@@ -137,23 +137,32 @@ func TestHashKVUnchangedByCompaction(t *testing.T) {
 	}); err != nil || tomb == 0 || tomb >= cur-3 {
 		t.Fatalf("no delete in (20, %d): %d, %v", cur-3, tomb, err)
 	}
+	prev := int64(0)
 	for _, c := range []int64{5, 12, 20, tomb, cur - 3, cur} {
-		// The history that compaction at c keeps, hashed before anything is deleted.
+		// The history that compaction at c keeps, hashed before anything is deleted;
+		// at c itself, the hash the compaction stores: c's history over the previous
+		// compaction, as etcd answers.
 		want := map[int64]uint32{}
+		wantCompact := map[int64]int64{}
 		for rev := c; rev <= cur; rev++ {
-			h, err := hashVersions(context.Background(), eng, c, rev)
+			over := c
+			if rev == c {
+				over = prev
+			}
+			h, err := hashVersions(context.Background(), eng, over, rev)
 			if err != nil {
 				t.Fatal(err)
 			}
-			want[rev] = h
+			want[rev], wantCompact[rev] = h, over
 		}
 		compact(t, s, c) // logical and physical
 		for rev := c; rev <= cur; rev++ {
 			got := hashKV(t, s, rev)
-			if got.Hash != want[rev] || got.CompactRev != c || got.Rev != rev {
-				t.Errorf("compacted at %d: hash at %d = %+v, want %08x before the physical compaction", c, rev, got, want[rev])
+			if got.Hash != want[rev] || got.CompactRev != wantCompact[rev] || got.Rev != rev {
+				t.Errorf("compacted at %d: hash at %d = %+v, want %08x over %d before the physical compaction", c, rev, got, want[rev], wantCompact[rev])
 			}
 		}
+		prev = c
 		// A member that has not compacted physically yet, at the same compacted revision.
 		b := other.eng.NewBatch()
 		if err := other.ScheduleCompaction(b, c); err != nil {
@@ -191,8 +200,11 @@ func TestHashKVRevisionErrors(t *testing.T) {
 	if _, err := s.HashKV(ctx, 9); !errors.Is(err, ErrCompacted) {
 		t.Errorf("HashKV below the compacted revision: %v, want ErrCompacted", err)
 	}
-	if h, err := s.HashKV(ctx, 10); err != nil || h.CompactRev != 10 || h.Rev != 10 {
-		t.Errorf("HashKV at the compacted revision: %+v, %v", h, err)
+	if h, err := s.HashKV(ctx, 10); err != nil || h.CompactRev != 0 || h.Rev != 10 {
+		t.Errorf("HashKV at the compacted revision (the hash its compaction stored): %+v, %v", h, err)
+	}
+	if h, err := s.HashKV(ctx, 11); err != nil || h.CompactRev != 10 || h.Rev != 11 {
+		t.Errorf("HashKV above the compacted revision: %+v, %v", h, err)
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()

@@ -185,7 +185,7 @@ func (s *Server) mayRemoveMember(ctx context.Context, id uint64) error {
 	voters := cl.VotingMembers()
 	active := 0
 	for _, m := range voters {
-		if m.ID == s.cfg.MemberID || reach[m.ID] {
+		if m.ID == s.cfg.MemberID || s.activeLongEnough(reach, m.ID) {
 			active++
 		}
 	}
@@ -214,12 +214,13 @@ func (s *Server) reachable(ctx context.Context) map[uint64]bool {
 	return s.cfg.Peers.ReachablePeers(ctx, reachTimeout)
 }
 
-// connectedVoters counts this member and the voters it reaches now.
+// connectedVoters counts this member and the voters it reaches now and has seen up
+// for healthInterval.
 func (s *Server) connectedVoters(ctx context.Context, voters []*membership.Member) int {
 	reach := s.reachable(ctx)
 	n := 0
 	for _, m := range voters {
-		if m.ID == s.cfg.MemberID || reach[m.ID] {
+		if m.ID == s.cfg.MemberID || s.activeLongEnough(reach, m.ID) {
 			n++
 		}
 	}

@@ -110,8 +110,9 @@ type Server struct {
 	leaderElected   time.Time
 
 	nospaceOnce sync.Mutex
-	size        atomic.Int64 // cached state-machine size, see quotaSize
-	sizeAt      atomic.Int64 // unix nanoseconds of the cached size
+	size        atomic.Int64  // cached state-machine size, see quotaSize
+	sizeAt      atomic.Int64  // unix nanoseconds of the cached size
+	defragSem   chan struct{} // one Defragment at a time (defrag.go)
 	stopping    chan struct{}
 	done        chan struct{}
 	wg          sync.WaitGroup
@@ -134,6 +135,7 @@ func New(cfg Config) *Server {
 		cfg.Logger = zap.NewNop()
 	}
 	s := &Server{
+		defragSem:    make(chan struct{}, 1),
 		cfg:          cfg,
 		lg:           cfg.Logger,
 		node:         cfg.Node,

@@ -24,19 +24,6 @@ func (s *Server) Header() *pb.ResponseHeader {
 // Leader is the current leader's ID, or 0.
 func (s *Server) Leader() uint64 { return s.node.Leader() }
 
-// Defragment compacts the whole engine so the space of deleted and compacted data is
-// given back now (etcd's defrag). Unlike bbolt's defrag it does not stop reads or writes.
-func (s *Server) Defragment(ctx context.Context) (err error) {
-	defer translate(&err)
-	start := time.Now()
-	if err := s.cfg.Engine.Compact(nil, nil); err != nil {
-		return err
-	}
-	s.sizeAt.Store(0) // the quota check must see the new size
-	s.lg.Info("defragmented", zap.Duration("took", time.Since(start)), zap.Int64("db-size", int64(s.cfg.Engine.DiskSize())), zap.Int64("db-size-in-use", int64(storage.StateMachineSize(s.cfg.Engine))))
-	return nil
-}
-
 // Alarms lists the active alarms as this member has applied them (no Raft round).
 func (s *Server) Alarms() []*pb.AlarmMember { return s.app.Alarms() }
 
@@ -122,7 +109,11 @@ func (s *Server) HashKV(ctx context.Context, rev int64) (_ *pb.HashKVResponse, e
 	if err != nil {
 		return nil, err
 	}
-	return &pb.HashKVResponse{Hash: h.Hash, CompactRevision: h.CompactRev, HashRevision: h.Rev}, nil
+	compact := h.CompactRev
+	if compact == 0 {
+		compact = -1 // never compacted: etcd's compactMainRev starts at -1
+	}
+	return &pb.HashKVResponse{Hash: h.Hash, CompactRevision: compact, HashRevision: h.Rev}, nil
 }
 
 // checkQuota refuses a write of about cost bytes once the engine is past the quota,

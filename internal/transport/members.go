@@ -133,10 +133,13 @@ func (t *Transport) ReachablePeers(ctx context.Context, timeout time.Duration) m
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if p.probe(ctx) == nil {
+			if err := p.probe(ctx); err == nil {
+				p.succeeded()
 				mu.Lock()
 				out[p.id] = true
 				mu.Unlock()
+			} else if ctx.Err() == nil || errors.Is(err, context.DeadlineExceeded) {
+				p.markDown()
 			}
 		}()
 	}

@@ -47,11 +47,14 @@ type peer struct {
 	urlIdx int
 	// failing is set after a failed stream, to log once per outage.
 	failing bool
+	// upSince is when the peer was last seen up after an outage (or added): see
+	// ActiveSince.
+	upSince time.Time
 }
 
 func newPeer(t *Transport, id uint64, urls []string) *peer {
 	p := &peer{t: t, id: id, queue: make(chan []byte, t.cfg.QueueSize),
-		stopc: make(chan struct{}), donec: make(chan struct{})}
+		stopc: make(chan struct{}), donec: make(chan struct{}), upSince: time.Now()}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	p.setURLs(urls)
 	return p
@@ -102,6 +105,9 @@ func (p *peer) succeeded() {
 	p.mu.Lock()
 	was := p.failing
 	p.failing = false
+	if was {
+		p.upSince = time.Now()
+	}
 	p.mu.Unlock()
 	if was {
 		p.t.lg.Info("peer reachable again", zap.String("remote-member-id", idString(p.id)))

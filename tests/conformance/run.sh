@@ -3,14 +3,15 @@
 # e2e) against the metastore binary, named `etcd` in a bin dir beside etcdctl and etcdutl
 # built from the same etcd version (v3.7.3).
 #
-#   tests/conformance/run.sh [go test -run regexp]    (default: the KV, txn, compact, watch and lease tests)
+#   tests/conformance/run.sh [go test -run regexp]    (default: the KV, txn, compact, watch,
+#   lease, member, HashKV, status, online defrag and alarm tests; the auth ones need the Auth service)
 #
 # BIN_DIR overrides where the binaries go; ETCD_BIN=path runs the tests against another
 # `etcd` binary (for example real etcd, to check the harness).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-run=${1:-'^(TestKV|TestTxn|TestCompact|TestWatch|TestLease)'}
+run=${1:-'^(TestKV|TestTxn|TestCompact|TestWatch|TestLease|TestMember|TestEndpointHashKV|TestEndpointStatus|TestVerifyHashKV|TestDefragOnline|TestStatus$|TestAlarm)'}
 bin=${BIN_DIR:-$(mktemp -d)}
 mkdir -p "$bin"
 cd "$here"

@@ -333,7 +333,8 @@ func (c *Cluster) Replace(ctx context.Context, m *Member) error {
 		if err == nil {
 			break
 		}
-		if attempt == 10 {
+		// As the removal: a member back from a fault counts as active only after 5 s.
+		if attempt == 20 {
 			return fmt.Errorf("%w: add %s: %v", ErrCluster, m.Name, err)
 		}
 		time.Sleep(500 * time.Millisecond)
