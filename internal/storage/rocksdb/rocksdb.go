@@ -25,16 +25,16 @@ const (
 
 // Engine is a storage.Engine backed by one RocksDB database.
 type Engine struct {
-	db     *grocksdb.DB
-	opts   *grocksdb.Options
-	cache  *grocksdb.Cache
-	bbto   *grocksdb.BlockBasedTableOptions
-	ro     *grocksdb.ReadOptions // point reads and iterators of the latest state
-	woSync *grocksdb.WriteOptions
-	woAsync *grocksdb.WriteOptions
+	db          *grocksdb.DB
+	opts        *grocksdb.Options
+	cache       *grocksdb.Cache
+	bbto        *grocksdb.BlockBasedTableOptions
+	ro          *grocksdb.ReadOptions // point reads and iterators of the latest state
+	woSync      *grocksdb.WriteOptions
+	woAsync     *grocksdb.WriteOptions
 	dir, walDir string
-	lg     *zap.Logger
-	closed atomic.Bool
+	lg          *zap.Logger
+	closed      atomic.Bool
 }
 
 var _ storage.Engine = (*Engine)(nil)

@@ -108,8 +108,8 @@ func TestBatchDeleteRange(t *testing.T) {
 
 	b = e.NewBatch()
 	defer b.Close()
-	_ = b.Set([]byte("bb"), []byte("mine"))  // written, then deleted by the range
-	_ = b.Set([]byte("e"), []byte("new"))    // outside the range: kept
+	_ = b.Set([]byte("bb"), []byte("mine")) // written, then deleted by the range
+	_ = b.Set([]byte("e"), []byte("new"))   // outside the range: kept
 	_ = b.DeleteRange([]byte("b"), []byte("d"))
 	_ = b.Set([]byte("c"), []byte("again"))  // after the range: visible
 	_ = b.Set([]byte("bc"), []byte("later")) // after the range: visible
