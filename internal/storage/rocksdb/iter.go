@@ -31,6 +31,7 @@ type iter struct {
 	key          []byte
 	val          []byte
 	valLoaded    bool
+	skip, seek   []byte // NextPrefix's scratch
 	err          error
 }
 
@@ -149,6 +150,27 @@ func (it *iter) Next() bool {
 	}
 	it.cur.Next()
 	return it.settle(true)
+}
+
+// NextPrefix moves to the first key whose prefix (storage.Split) differs from the
+// current key's, as Pebble's: a few Next steps (a user key usually has few versions),
+// then one seek past the prefix. mvcc's range reads use it to skip older versions.
+func (it *iter) NextPrefix() bool {
+	if !it.valid {
+		return false
+	}
+	it.skip = append(it.skip[:0], it.key[:storage.Split(it.key)]...)
+	for i := 0; i < 4; i++ {
+		if !it.Next() || !bytes.HasPrefix(it.key, it.skip) || storage.Split(it.key) != len(it.skip) {
+			return it.valid
+		}
+	}
+	if it.prefix != nil { // within one prefix: nothing follows it
+		it.valid, it.key = false, nil
+		return false
+	}
+	it.seek = storage.PrefixSuccessor(it.seek[:0], it.skip)
+	return it.SeekGE(it.seek)
 }
 
 func (it *iter) Prev() bool {
