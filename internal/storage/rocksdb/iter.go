@@ -28,6 +28,7 @@ type iter struct {
 	cur          *grocksdb.Iterator
 	prefix       []byte // the prefix SeekPrefixGE is within; nil in total-order mode
 	valid        bool
+	off          int // when not valid: -1 off the start (Next goes to First), +1 off the end (Prev goes to Last)
 	key          []byte
 	val          []byte
 	valLoaded    bool
@@ -72,6 +73,7 @@ func (it *iter) settle(forward bool) bool {
 	for {
 		if !it.cur.Valid() {
 			it.valid, it.key = false, nil
+			it.setOff(forward)
 			return false
 		}
 		it.key = it.cur.Key().Data()
@@ -87,12 +89,23 @@ func (it *iter) settle(forward bool) bool {
 	switch {
 	case it.upper != nil && bytes.Compare(it.key, it.upper) >= 0,
 		it.lower != nil && bytes.Compare(it.key, it.lower) < 0,
-		it.prefix != nil && !bytes.HasPrefix(it.key, it.prefix):
+		it.prefix != nil && (!bytes.HasPrefix(it.key, it.prefix) || storage.Split(it.key) != len(it.prefix)):
 		it.valid, it.key = false, nil
+		it.setOff(forward)
 	default:
 		it.valid = true
 	}
 	return it.valid
+}
+
+// setOff records which end a move in the given direction ran off, as Pebble's
+// iterators do: Next from before the start goes to the first key, Prev from past the
+// end to the last.
+func (it *iter) setOff(forward bool) {
+	it.off = -1
+	if forward {
+		it.off = 1
+	}
 }
 
 func (it *iter) First() bool {
@@ -146,6 +159,9 @@ func (it *iter) SeekPrefixGE(key []byte) bool {
 
 func (it *iter) Next() bool {
 	if !it.valid {
+		if it.off == -1 && it.prefix == nil {
+			return it.First()
+		}
 		return false
 	}
 	it.cur.Next()
@@ -157,7 +173,7 @@ func (it *iter) Next() bool {
 // then one seek past the prefix. mvcc's range reads use it to skip older versions.
 func (it *iter) NextPrefix() bool {
 	if !it.valid {
-		return false
+		return it.Next()
 	}
 	it.skip = append(it.skip[:0], it.key[:storage.Split(it.key)]...)
 	for i := 0; i < 4; i++ {
@@ -179,6 +195,9 @@ func (it *iter) Prev() bool {
 		return false
 	}
 	if !it.valid {
+		if it.off == 1 {
+			return it.Last()
+		}
 		return false
 	}
 	it.cur.Prev()
