@@ -2,7 +2,7 @@
 GO ?= go
 BIN ?= bin
 
-.PHONY: build test etcd-bin unit conformance robustness-short robustness bench-compare clean
+.PHONY: build test etcd-bin unit unit-rocksdb conformance robustness-short robustness bench-compare clean
 
 build:
 	$(GO) build -o $(BIN)/metastore ./cmd/metastore
@@ -10,7 +10,7 @@ build:
 
 # Everything CI checks: unit and process tests with -race, etcd's own conformance tests
 # against our binary, and the short robustness (linearizability) run.
-test: etcd-bin unit conformance robustness-short
+test: etcd-bin unit unit-rocksdb conformance robustness-short
 
 # Real etcd v3.7.3, etcdctl and etcdutl, which tests compare our behaviour with.
 etcd-bin:
@@ -20,6 +20,13 @@ unit:
 	$(GO) vet ./...
 	ETCD_BIN_DIR=$(CURDIR)/.etcd-bin $(GO) test -race -timeout 25m ./...
 	cd bench/compare && $(GO) vet ./... && $(GO) test -race ./...
+
+# The RocksDB engine (needs librocksdb-dev): its own and the engine-comparison tests, then
+# the storage, mvcc, apply, server and snap (Raft snapshot install) suites on it (METASTORE_TEST_ENGINE, testengine).
+unit-rocksdb:
+	$(GO) vet -tags rocksdb ./internal/storage/... ./cmd/...
+	$(GO) test -race -tags rocksdb -timeout 10m ./internal/storage/...
+	METASTORE_TEST_ENGINE=rocksdb $(GO) test -race -tags rocksdb -timeout 10m ./internal/mvcc/... ./internal/apply/... ./internal/server/... ./internal/snap/...
 
 conformance:
 	tests/conformance/run.sh

@@ -31,7 +31,7 @@ import (
 	"github.com/metastore/metastore/internal/server"
 	"github.com/metastore/metastore/internal/snap"
 	"github.com/metastore/metastore/internal/storage"
-	"github.com/metastore/metastore/internal/storage/pebble"
+	"github.com/metastore/metastore/internal/storage/engines"
 	"github.com/metastore/metastore/internal/tlsconf"
 	"github.com/metastore/metastore/internal/transport"
 	"github.com/metastore/metastore/internal/watch"
@@ -77,7 +77,9 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 			m.close(context.Background())
 		}
 	}()
-	eng, err := pebble.Open(filepath.Join(cfg.DataDir, "db"), pebble.Options{Logger: lg, MemTableSize: 16 << 20})
+	// The engine (--storage-engine) is recorded in db/ when it is created; another
+	// engine, or a build without it, refuses that dir (storage/engines).
+	eng, err := engines.Open(filepath.Join(cfg.DataDir, "db"), engines.Options{Engine: cfg.StorageEngine, Logger: lg, MemTableSize: 16 << 20})
 	if err != nil {
 		return nil, fmt.Errorf("open storage: %w", err)
 	}
@@ -245,6 +247,9 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	registerWatchMetrics(reg, m.hub)
+	if c := engines.Collector(m.eng); c != nil { // RocksDB's metastore_engine_* statistics
+		reg.MustRegister(c)
+	}
 	m.grpc = grpcapi.NewServer(m.srv, servingOptions(cfg, grpcapi.Options{
 		Logger:          lg,
 		MaxRequestBytes: cfg.MaxRequestBytes,

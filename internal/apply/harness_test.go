@@ -12,14 +12,14 @@ import (
 
 	"github.com/metastore/metastore/internal/mvcc"
 	"github.com/metastore/metastore/internal/storage"
-	"github.com/metastore/metastore/internal/storage/pebble"
+	"github.com/metastore/metastore/internal/storage/testengine"
 )
 
-// harness is one member's state machine on a real Pebble engine in a temp dir.
+// harness is one member's state machine on a real engine (testengine: Pebble, or $METASTORE_TEST_ENGINE) in a temp dir.
 type harness struct {
 	t     testing.TB
 	dir   string
-	eng   *pebble.Engine
+	eng   storage.Engine
 	store *mvcc.Store
 	app   *Applier
 	index uint64 // raft index of the last entry handed to ApplyEntries
@@ -36,10 +36,7 @@ func newHarness(t testing.TB) *harness {
 
 func (h *harness) open() {
 	h.t.Helper()
-	eng, err := pebble.Open(h.dir, pebble.Options{CacheSize: 1 << 20})
-	if err != nil {
-		h.t.Fatal(err)
-	}
+	eng := testengine.Open(h.t, h.dir, 1<<20)
 	store, err := mvcc.Open(eng)
 	if err != nil {
 		h.t.Fatal(err)

@@ -12,7 +12,7 @@ import (
 
 	"github.com/metastore/metastore/internal/mvcc"
 	"github.com/metastore/metastore/internal/storage"
-	"github.com/metastore/metastore/internal/storage/pebble"
+	"github.com/metastore/metastore/internal/storage/testengine"
 )
 
 func versionSet(v string) *pb.InternalRaftRequest {
@@ -196,10 +196,7 @@ func TestStoredClusterVersionAboveOursRefusesToStart(t *testing.T) {
 	}
 	b.Close()
 	h.close()
-	eng, err := pebble.Open(h.dir, pebble.Options{CacheSize: 1 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
+	eng := testengine.Open(t, h.dir, 1<<20)
 	defer eng.Close()
 	store, err := mvcc.Open(eng)
 	if err != nil {

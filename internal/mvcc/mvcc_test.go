@@ -9,16 +9,12 @@ import (
 	"go.etcd.io/etcd/api/v3/mvccpb"
 
 	"github.com/metastore/metastore/internal/storage"
-	"github.com/metastore/metastore/internal/storage/pebble"
+	"github.com/metastore/metastore/internal/storage/testengine"
 )
 
 func openEngine(t testing.TB, dir string) storage.Engine {
 	t.Helper()
-	e, err := pebble.Open(dir, pebble.Options{CacheSize: 8 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return e
+	return testengine.Open(t, dir, 8<<20)
 }
 
 // newStore opens a store on a fresh Pebble engine; both close at the end of the test.

@@ -12,7 +12,7 @@ import (
 	"github.com/metastore/metastore/internal/mvcc"
 	"github.com/metastore/metastore/internal/snap"
 	"github.com/metastore/metastore/internal/storage"
-	"github.com/metastore/metastore/internal/storage/pebble"
+	"github.com/metastore/metastore/internal/storage/testengine"
 )
 
 // replaceState is one complete state machine: keys "k%04d" all holding tag, written
@@ -27,11 +27,7 @@ type replaceState struct {
 
 func openPebble(t *testing.T, dir string) storage.Engine {
 	t.Helper()
-	e, err := pebble.Open(dir, pebble.Options{CacheSize: 8 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return e
+	return testengine.Open(t, dir, 8<<20)
 }
 
 // makeState writes st into a fresh engine through mvcc, one key per revision plus

@@ -15,7 +15,7 @@ import (
 	"github.com/metastore/metastore/internal/apply"
 	"github.com/metastore/metastore/internal/membership"
 	"github.com/metastore/metastore/internal/mvcc"
-	"github.com/metastore/metastore/internal/storage/pebble"
+	"github.com/metastore/metastore/internal/storage/testengine"
 )
 
 // etcd's decideClusterVersion: none yet -> the lowest member version, or 3.0 when one
@@ -60,10 +60,7 @@ func versionServer(t *testing.T, serverVersion string) *httptest.Server {
 // testServer is a Server with just what membersMinimalVersion uses: an applier whose
 // member list holds this member (ID 1) and the given peers.
 func testServer(t *testing.T, peers ...[]string) *Server {
-	eng, err := pebble.Open(t.TempDir(), pebble.Options{CacheSize: 1 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
+	eng := testengine.Open(t, t.TempDir(), 1<<20)
 	t.Cleanup(func() { eng.Close() })
 	store, err := mvcc.Open(eng)
 	if err != nil {

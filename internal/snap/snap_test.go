@@ -12,15 +12,12 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/metastore/metastore/internal/storage"
-	"github.com/metastore/metastore/internal/storage/pebble"
+	"github.com/metastore/metastore/internal/storage/testengine"
 )
 
 func openEngine(t *testing.T) storage.Engine {
 	t.Helper()
-	eng, err := pebble.Open(t.TempDir(), pebble.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	eng := testengine.Open(t, t.TempDir(), 0)
 	t.Cleanup(func() { eng.Close() })
 	return eng
 }

@@ -1,6 +1,7 @@
 // Package storage owns the storage-engine interface and every key layout that MetaStore
 // writes into an engine (see keys.go). It knows nothing about Raft, MVCC semantics or
-// gRPC; engines (storage/pebble, later storage/rocksdb) implement Engine.
+// gRPC; engines (storage/pebble; storage/rocksdb with the rocksdb build tag) implement
+// Engine, and storage/engines opens the one a data dir was made with.
 //
 // One Engine holds everything a member keeps: the Raft log and hard state (raftlog), and
 // the state machine (mvcc, apply, membership). Sharing one engine, and so one write-ahead
