@@ -211,6 +211,8 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 		AutoCompactionRevisions: cfg.AutoCompactionRevisions,
 		PeerClient:              peerClient,
 		OnApply:                 m.hub.Notify,
+		Auth: server.AuthConfig{Token: cfg.Auth.Token, TokenTTL: cfg.Auth.TokenTTL, BcryptCost: int(cfg.Auth.BcryptCost),
+			ClientCertAuth: cfg.ClientTLS.ClientCertAuth},
 	})
 	m.tr.SetMembership(m.srv) // GET /members, and peers removed from the cluster
 

@@ -56,6 +56,7 @@ func newFlagSet(c *Config) *flag.FlagSet {
 	fs.BoolVar(&c.PrintVersion, "version", false, "Print the version and exit.")
 	fs.BoolVar(&c.EnablePprof, "enable-pprof", false, "Enable runtime profiling data via HTTP server. Address is at client URL + \"/debug/pprof/\"")
 	addTLSFlags(fs, c)
+	addAuthFlags(fs, c)
 	fs.StringVar(&c.StorageEngine, "storage-engine", c.StorageEngine, "metastore only: storage engine, 'pebble' or 'rocksdb'.")
 
 	// Accepted, warned about, ignored.

@@ -80,6 +80,8 @@ type Config struct {
 	// every applied hand-over (entries or a snapshot install). It must not block: the
 	// watch hub's Notify.
 	OnApply func(rev int64)
+	// Auth configures tokens and password hashing (auth.go).
+	Auth AuthConfig
 }
 
 // Server serves the etcd API on top of a raftnode and the state machine.
@@ -120,6 +122,9 @@ type Server struct {
 	learner atomic.Bool
 	// confMu lets one membership change at a time be proposed from this member.
 	confMu sync.Mutex
+
+	authOnce sync.Once // builds authSrv (auth.go)
+	authSrv  *authServer
 }
 
 // New starts the apply loop and the linearizable-read loop. The raftnode must already
@@ -298,6 +303,9 @@ func (s *Server) propose(ctx context.Context, r *pb.InternalRaftRequest) (*apply
 	}
 	id := s.ids.next()
 	r.Header = &pb.RequestHeader{ID: id}
+	if err := s.fillAuthHeader(ctx, r.Header); err != nil {
+		return nil, err
+	}
 	data, err := proto.Marshal(r)
 	if err != nil {
 		return nil, err

@@ -1,0 +1,150 @@
+package grpcapi
+
+import (
+	"context"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+
+	"github.com/metastore/metastore/internal/server"
+)
+
+// AuthChecker is implemented by a Backend that enforces etcd's auth. The guard
+// interceptors attach every request's credentials (server.WithCredentials) and, before
+// the handler runs, make the checks etcd makes outside its state machine: read
+// permission of ranges and read-only txns (served without a proposal), root for
+// maintenance and membership calls, any user for Status and Alarm GET, read on every
+// key of a LeaseTimeToLive with keys. Writes are checked again where they are applied,
+// with the auth revision the proposal carries.
+type AuthChecker interface {
+	CheckRange(ctx context.Context, key, rangeEnd []byte) error
+	CheckTxn(ctx context.Context, r *pb.TxnRequest) error
+	CheckAdmin(ctx context.Context) error
+	RequireUser(ctx context.Context) error
+	CheckLeaseKeys(ctx context.Context, id int64) error
+}
+
+// credentialsOf reads a request's token (metadata "token", or "authorization" with an
+// optional "Bearer " prefix, as etcd) and its verified client certificate's CN.
+func credentialsOf(ctx context.Context) server.Credentials {
+	var c server.Credentials
+	if md, ok := metadata.FromIncomingContext(ctx); ok {
+		if ts := md.Get(rpctypes.TokenFieldNameGRPC); len(ts) > 0 {
+			c.Token = ts[0]
+		} else if ts := md.Get(rpctypes.TokenFieldNameSwagger); len(ts) > 0 {
+			c.Token = strings.TrimPrefix(ts[0], "Bearer ")
+		}
+		c.Gateway = len(md.Get("grpcgateway-accept")) > 0
+	}
+	if p, ok := peer.FromContext(ctx); ok && p.AuthInfo != nil {
+		if ti, ok := p.AuthInfo.(credentials.TLSInfo); ok {
+			for _, chain := range ti.State.VerifiedChains {
+				if len(chain) > 0 {
+					c.CommonName = chain[0].Subject.CommonName
+					break
+				}
+			}
+		}
+	}
+	return c
+}
+
+// checkUnary is the check of one unary request before its handler.
+func checkUnary(ac AuthChecker, ctx context.Context, req any) error {
+	switch r := req.(type) {
+	case *pb.RangeRequest:
+		return ac.CheckRange(ctx, r.Key, r.RangeEnd)
+	case *pb.TxnRequest:
+		return ac.CheckTxn(ctx, r)
+	case *pb.DefragmentRequest, *pb.HashRequest, *pb.HashKVRequest, *pb.MoveLeaderRequest, *pb.DowngradeRequest,
+		*pb.MemberAddRequest, *pb.MemberRemoveRequest, *pb.MemberUpdateRequest, *pb.MemberPromoteRequest:
+		return ac.CheckAdmin(ctx)
+	case *pb.AlarmRequest:
+		if r.Action == pb.AlarmRequest_GET {
+			return ac.RequireUser(ctx)
+		}
+		return ac.CheckAdmin(ctx)
+	case *pb.StatusRequest:
+		return ac.RequireUser(ctx)
+	case *pb.LeaseTimeToLiveRequest:
+		if r.Keys {
+			return ac.CheckLeaseKeys(ctx, r.ID)
+		}
+	}
+	return nil
+}
+
+func authUnary(ac AuthChecker, failures prometheus.Counter) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		ctx = server.WithCredentials(ctx, credentialsOf(ctx))
+		if ac != nil {
+			if err := checkUnary(ac, ctx, req); err != nil {
+				failures.Inc()
+				return nil, toGRPCError(err)
+			}
+		}
+		resp, err := handler(ctx, req)
+		if err != nil && isAuthError(err) {
+			failures.Inc()
+		}
+		return resp, err
+	}
+}
+
+// credStream is a ServerStream whose context carries the credentials.
+type credStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s credStream) Context() context.Context { return s.ctx }
+
+func authStream(ac AuthChecker, failures prometheus.Counter) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		ctx := server.WithCredentials(ss.Context(), credentialsOf(ss.Context()))
+		if ac != nil && info.FullMethod == "/etcdserverpb.Maintenance/Snapshot" {
+			if err := ac.CheckAdmin(ctx); err != nil {
+				failures.Inc()
+				return toGRPCError(err)
+			}
+		}
+		return handler(srv, credStream{ServerStream: ss, ctx: ctx})
+	}
+}
+
+// watchDenied answers a watch create request the caller may not read, as etcd:
+// created and canceled with "permission denied"; nil when it may.
+func (sws *serverWatchStream) watchDenied(creq *pb.WatchCreateRequest) *pb.WatchResponse {
+	ac, ok := sws.srv.b.(AuthChecker)
+	if !ok {
+		return nil
+	}
+	if err := ac.CheckRange(sws.grpc.Context(), creq.Key, creq.RangeEnd); err != nil {
+		return &pb.WatchResponse{Header: sws.header(sws.ws.Rev()), WatchId: invalidWatchID, Created: true, Canceled: true,
+			CancelReason: rpctypes.ErrGRPCPermissionDenied.Error()}
+	}
+	return nil
+}
+
+// isAuthError reports whether a handler's gRPC error is one of auth's refusals.
+func isAuthError(err error) bool {
+	switch rpctypes.ErrorDesc(err) {
+	case rpctypes.ErrGRPCPermissionDenied.Error(), rpctypes.ErrGRPCInvalidAuthToken.Error(),
+		rpctypes.ErrGRPCAuthFailed.Error(), rpctypes.ErrGRPCUserEmpty.Error(), rpctypes.ErrGRPCAuthOldRevision.Error():
+		return true
+	}
+	return false
+}
+
+func newAuthFailures(reg prometheus.Registerer, lgOwner *Options) prometheus.Counter {
+	return register(reg, lgOwner.Logger, prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "metastore_auth_failures_total",
+		Help: "Requests refused by auth: bad password or token, no user, permission denied, old auth revision.",
+	}))
+}
