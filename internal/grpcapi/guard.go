@@ -19,14 +19,15 @@ import (
 // interceptors attach every request's credentials (server.WithCredentials) and, before
 // the handler runs, make the checks etcd makes outside its state machine: read
 // permission of ranges and read-only txns (served without a proposal), root for
-// maintenance and membership calls, any user for Status and Alarm GET, read on every
-// key of a LeaseTimeToLive with keys. Writes are checked again where they are applied,
+// maintenance, membership calls and Compact, any user for Status, Alarm GET and the
+// lease calls, read on every key of a LeaseTimeToLive with keys and of LeaseLeases. Writes are checked again where they are applied,
 // with the auth revision the proposal carries.
 type AuthChecker interface {
 	CheckRange(ctx context.Context, key, rangeEnd []byte) error
 	CheckTxn(ctx context.Context, r *pb.TxnRequest) error
 	CheckAdmin(ctx context.Context) error
 	RequireUser(ctx context.Context) error
+	// CheckLeaseKeys: root, or read on every key of lease id (of every lease for 0).
 	CheckLeaseKeys(ctx context.Context, id int64) error
 }
 
@@ -62,7 +63,7 @@ func checkUnary(ac AuthChecker, ctx context.Context, req any) error {
 		return ac.CheckRange(ctx, r.Key, r.RangeEnd)
 	case *pb.TxnRequest:
 		return ac.CheckTxn(ctx, r)
-	case *pb.DefragmentRequest, *pb.HashRequest, *pb.HashKVRequest, *pb.MoveLeaderRequest, *pb.DowngradeRequest,
+	case *pb.CompactionRequest, *pb.DefragmentRequest, *pb.HashRequest, *pb.HashKVRequest, *pb.MoveLeaderRequest, *pb.DowngradeRequest,
 		*pb.MemberAddRequest, *pb.MemberRemoveRequest, *pb.MemberUpdateRequest, *pb.MemberPromoteRequest:
 		return ac.CheckAdmin(ctx)
 	case *pb.AlarmRequest:
@@ -72,10 +73,18 @@ func checkUnary(ac AuthChecker, ctx context.Context, req any) error {
 		return ac.CheckAdmin(ctx)
 	case *pb.StatusRequest:
 		return ac.RequireUser(ctx)
+	case *pb.LeaseGrantRequest, *pb.LeaseRevokeRequest:
+		return ac.RequireUser(ctx) // LeaseRevoke's keys are checked at apply
 	case *pb.LeaseTimeToLiveRequest:
-		if r.Keys {
-			return ac.CheckLeaseKeys(ctx, r.ID)
+		if err := ac.RequireUser(ctx); err != nil || !r.Keys {
+			return err
 		}
+		return ac.CheckLeaseKeys(ctx, r.ID)
+	case *pb.LeaseLeasesRequest:
+		if err := ac.RequireUser(ctx); err != nil {
+			return err
+		}
+		return ac.CheckLeaseKeys(ctx, 0)
 	}
 	return nil
 }

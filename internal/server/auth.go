@@ -223,14 +223,23 @@ func (s *Server) hashPassword(password, hashed string) (string, error) {
 // CheckTxn checks a txn before it is served or proposed (etcd's checkTxnAuth).
 func (s *Server) CheckTxn(ctx context.Context, r *pb.TxnRequest) error { return s.checkTxn(ctx, r) }
 
-// CheckLeaseKeys is etcd's check of a LeaseTimeToLive with keys: root, or read on
-// every key attached to lease id.
+// CheckLeaseKeys is etcd's check of a LeaseTimeToLive with keys (checkLeaseTimeToLive)
+// and, for id 0, of LeaseLeases: root, or read on every key attached to lease id, or
+// to any lease.
 func (s *Server) CheckLeaseKeys(ctx context.Context, id int64) error {
 	return s.checkAuth(ctx, func(st *auth.State, ai auth.Info) error {
 		if st.IsAdmin(ai.Username) == nil {
 			return nil
 		}
-		ks, _ := s.app.Leases().Keys(id)
+		var ks [][]byte
+		if id != 0 {
+			ks, _ = s.app.Leases().Keys(id)
+		} else {
+			for _, l := range s.app.Leases().List() {
+				lk, _ := s.app.Leases().Keys(l.ID)
+				ks = append(ks, lk...)
+			}
+		}
 		for _, k := range ks {
 			if err := st.CanRead(ai, k, nil); err != nil {
 				return err
