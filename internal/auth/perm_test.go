@@ -216,4 +216,3 @@ func must(t testing.TB, err error) {
 		t.Fatal(err)
 	}
 }
-
