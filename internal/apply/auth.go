@@ -20,7 +20,7 @@ func init() {
 	for _, name := range []protoreflect.Name{
 		"auth_enable", "auth_disable", "auth_user_add", "auth_user_delete", "auth_user_change_password",
 		"auth_user_grant_role", "auth_user_revoke_role", "auth_role_add", "auth_role_delete",
-		"auth_role_grant_permission", "auth_role_revoke_permission",
+		"auth_role_grant_permission", "auth_role_revoke_permission", "authenticate",
 	} {
 		implemented[fieldNumber(name)] = true
 	}
@@ -32,6 +32,31 @@ func init() {
 type authState struct {
 	work      *auth.State
 	published atomic.Pointer[auth.State]
+	onToken   func(user, token string) // SetTokenListener
+}
+
+// SetTokenListener installs fn, called on the apply goroutine after the batch of an
+// applied Authenticate is committed, with the user and the simple token it carries
+// (etcd registers simple tokens on every member through Raft, so that a client may
+// use its token on any member). fn must not block. Call it before applying starts.
+func (a *Applier) SetTokenListener(fn func(user, token string)) { a.auth.onToken = fn }
+
+// applyAuthenticate is etcd's Authenticate at apply: the password was checked by the
+// proposing member; here the user must still exist and have a password.
+func (a *Applier) applyAuthenticate(p *pending, r *pb.InternalAuthenticateRequest) (*Result, error) {
+	st := a.auth.work
+	if !st.Enabled() {
+		return &Result{Err: auth.ErrAuthNotEnabled}, nil
+	}
+	u := st.User(r.Name)
+	if u == nil || (u.Options != nil && u.Options.NoPassword) {
+		return &Result{Err: auth.ErrAuthFailed}, nil
+	}
+	if r.SimpleToken != "" && a.auth.onToken != nil {
+		name, tok, fn := r.Name, r.SimpleToken, a.auth.onToken
+		p.after = append(p.after, func() { fn(name, tok) })
+	}
+	return &Result{Resp: &pb.AuthenticateResponse{Token: r.SimpleToken}}, nil
 }
 
 // Auth returns the auth state as of the last committed batch. Safe from any goroutine;

@@ -188,6 +188,8 @@ func (a *Applier) applyRequest(p *pending, r *pb.InternalRaftRequest) (*Result, 
 		return a.leaseCheckpoint(p, r.LeaseCheckpoint)
 	case auth.IsAuthRequest(r):
 		return a.applyAuth(p, r)
+	case r.Authenticate != nil:
+		return a.applyAuthenticate(p, r.Authenticate)
 	case r.DowngradeVersionTest != nil:
 		// etcd ignores it: it exists for tests that inject it into a WAL.
 		return &Result{}, nil

@@ -100,6 +100,20 @@ func newAuthServer(cfg AuthConfig) (*authServer, error) {
 	return &authServer{cfg: cfg, tokens: tp, bcryptSem: make(chan struct{}, n)}, nil
 }
 
+// installTokenListener registers, on every member, the simple tokens that applied
+// Authenticate requests carry. Called by New before the apply loop starts.
+func (s *Server) installTokenListener() {
+	s.app.SetTokenListener(func(user, token string) {
+		st, ok := s.authz().tokens.(*simpleTokens)
+		if !ok {
+			return
+		}
+		if u := s.app.Auth().User(user); u != nil {
+			st.register(token, u)
+		}
+	})
+}
+
 // authInfo resolves who makes the request of ctx: ok is false for the server's own
 // requests (no Credentials). With auth disabled, a client is nobody (zero Info).
 func (s *Server) authInfo(ctx context.Context) (ai auth.Info, client bool, err error) {

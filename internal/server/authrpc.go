@@ -196,5 +196,15 @@ func (s *Server) Authenticate(ctx context.Context, r *pb.AuthenticateRequest) (_
 	if err != nil {
 		return nil, fmt.Errorf("auth: issuing a token: %w", err)
 	}
+	// Through Raft, as etcd: every member learns a simple token (applyAuthenticate),
+	// and the user must still exist when it is applied. The caller's own token, if
+	// any, plays no part.
+	req := &pb.InternalAuthenticateRequest{Name: r.Name}
+	if a.tokens.simple() {
+		req.SimpleToken = tok
+	}
+	if _, err := s.proposeFor(WithCredentials(ctx, Credentials{}), &pb.InternalRaftRequest{Authenticate: req}); err != nil {
+		return nil, err
+	}
 	return &pb.AuthenticateResponse{Token: tok}, nil
 }

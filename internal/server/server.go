@@ -154,6 +154,7 @@ func New(cfg Config) *Server {
 		s.admit.limit = cfg.MaxInflightBytes
 	}
 	s.learner.Store(cfg.IsLearner)
+	s.installTokenListener() // auth.go
 	s.wg.Add(6)
 	go s.watchNode()
 	go s.monitorVersion()

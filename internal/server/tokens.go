@@ -22,8 +22,11 @@ var ErrAuthTokenOptions = errors.New("auth: invalid auth options")
 
 // tokenProvider issues and resolves tokens (etcd's simple and jwt providers).
 type tokenProvider interface {
-	// assign issues a token for user u at auth revision rev.
+	// assign issues a token for user u at auth revision rev. A simple token is only
+	// made here: it is valid once register is called (on every member, as the
+	// Authenticate proposal is applied); simple reports which kind it is.
 	assign(user string, rev uint64, u *authpb.User) (string, error)
+	simple() bool
 	// info resolves a token against the current auth state.
 	info(token string, st *auth.State) (auth.Info, bool)
 }
@@ -62,7 +65,9 @@ func newSimpleTokens(ttl time.Duration) *simpleTokens {
 
 const tokenLetters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
-func (t *simpleTokens) assign(user string, _ uint64, u *authpb.User) (string, error) {
+func (t *simpleTokens) simple() bool { return true }
+
+func (t *simpleTokens) assign(string, uint64, *authpb.User) (string, error) {
 	var b [16]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return "", err
@@ -70,12 +75,18 @@ func (t *simpleTokens) assign(user string, _ uint64, u *authpb.User) (string, er
 	for i := range b {
 		b[i] = tokenLetters[int(b[i])%len(tokenLetters)]
 	}
-	now := time.Now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.n++
-	tok := string(b[:]) + "." + strconv.FormatUint(t.n, 10)
-	t.tok[tok] = &simpleToken{user: user, password: u.Password, expires: now.Add(t.ttl)}
+	return string(b[:]) + "." + strconv.FormatUint(t.n, 10), nil
+}
+
+// register makes tok valid for user u, whose password hash it keeps.
+func (t *simpleTokens) register(tok string, u *authpb.User) {
+	now := time.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.tok[tok] = &simpleToken{user: string(u.Name), password: u.Password, expires: now.Add(t.ttl)}
 	if t.n%1024 == 0 { // drop the expired now and then: the map stays bounded by use
 		for k, v := range t.tok {
 			if now.After(v.expires) {
@@ -83,7 +94,6 @@ func (t *simpleTokens) assign(user string, _ uint64, u *authpb.User) (string, er
 			}
 		}
 	}
-	return tok, nil
 }
 
 func (t *simpleTokens) info(token string, st *auth.State) (auth.Info, bool) {
@@ -187,6 +197,8 @@ func (t *jwtTokens) keys(pub, priv []byte, parsePub, parsePriv func([]byte) (any
 	}
 	return nil
 }
+
+func (t *jwtTokens) simple() bool { return false }
 
 func (t *jwtTokens) assign(user string, rev uint64, _ *authpb.User) (string, error) {
 	if t.signKey == nil {

@@ -160,6 +160,7 @@ func FuzzTokenInfo(f *testing.F) {
 	u := &authpb.User{Name: []byte("u"), Password: []byte("hash")}
 	st := stateWith(f, u)
 	real, _ := simple.assign("u", 1, u)
+	simple.register(real, u)
 	if _, ok := simple.info(real, st); !ok {
 		f.Fatal("the issued token does not resolve")
 	}
@@ -202,6 +203,10 @@ func TestSimpleTokenDiesWithPassword(t *testing.T) {
 	tp := newSimpleTokens(time.Hour)
 	u := &authpb.User{Name: []byte("u"), Password: []byte("h1")}
 	tok, _ := tp.assign("u", 1, u)
+	if _, ok := tp.info(tok, stateWith(t, u)); ok {
+		t.Fatal("a token never registered resolves")
+	}
+	tp.register(tok, u)
 	if _, ok := tp.info(tok, stateWith(t, u)); !ok {
 		t.Fatal("fresh token refused")
 	}
@@ -209,6 +214,7 @@ func TestSimpleTokenDiesWithPassword(t *testing.T) {
 		t.Error("token survived a password change")
 	}
 	tok, _ = tp.assign("u", 1, u)
+	tp.register(tok, u)
 	if _, ok := tp.info(tok, stateWith(t)); ok {
 		t.Error("token survived its user")
 	}

@@ -354,3 +354,34 @@ func TestAuthTokenLifecycle(t *testing.T) {
 func withToken(ctx context.Context, token string) context.Context {
 	return metadata.AppendToOutgoingContext(ctx, rpctypes.TokenFieldNameGRPC, token)
 }
+
+// TestAuthTokenOnEveryMember: a simple token issued by one member works on every
+// member (etcd registers it through Raft), and root-only membership calls answer
+// etcd's refusal to another user.
+func TestAuthTokenOnEveryMember(t *testing.T) {
+	forEachBinary(t, func(t *testing.T, b binary) {
+		c := newCluster(t, b, 3, "--bcrypt-cost", "4")
+		cli := c.client(0)
+		ctx := ctxT(t)
+		must(t, func() error { _, err := cli.UserAdd(ctx, "root", "rootpw"); return err })
+		must(t, func() error { _, err := cli.UserGrantRole(ctx, "root", "root"); return err })
+		must(t, func() error { _, err := cli.UserAdd(ctx, "u", "pw"); return err })
+		must(t, func() error { _, err := cli.AuthEnable(ctx); return err })
+		resp, err := c.client(1).Authenticate(ctx, "root", "rootpw")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 3 {
+			if _, err := c.client(i).Put(withToken(ctx, resp.Token), "k", "v"); err != nil {
+				t.Errorf("member %d refused the token of member 1: %v", i, err)
+			}
+		}
+		u := c.userClient("u", "pw")
+		if _, err := u.MemberAdd(ctx, []string{"http://127.0.0.1:1"}); errDesc(err) != errDesc(rpctypes.ErrGRPCPermissionDenied) {
+			t.Errorf("member add as u: %v, want permission denied", err)
+		}
+		if _, err := u.MemberList(ctx); err != nil {
+			t.Errorf("member list as u: %v", err)
+		}
+	})
+}
