@@ -81,10 +81,10 @@ func TestApplyChecksEveryKVRequest(t *testing.T) {
 			Success: []*pb.RequestOp{putOp("a", "1")}}}, auth.ErrPermissionDenied},
 		"txn nested": {&pb.InternalRaftRequest{Txn: &pb.TxnRequest{Failure: []*pb.RequestOp{
 			{Request: &pb.RequestOp_RequestTxn{RequestTxn: &pb.TxnRequest{Success: []*pb.RequestOp{putOp("y", "1")}}}}}}}, auth.ErrPermissionDenied},
-		"lease revoke":  {&pb.InternalRaftRequest{LeaseRevoke: &pb.LeaseRevokeRequest{ID: 7}}, auth.ErrPermissionDenied},
-		"role add":      {&pb.InternalRaftRequest{AuthRoleAdd: &pb.AuthRoleAddRequest{Name: "x"}}, auth.ErrPermissionDenied},
-		"compaction":    {&pb.InternalRaftRequest{Compaction: &pb.CompactionRequest{Revision: 1}}, auth.ErrPermissionDenied},
-		"no user":       {asUser(&pb.InternalRaftRequest{Put: &pb.PutRequest{Key: []byte("b")}}, "", 0), auth.ErrUserEmpty},
+		"lease revoke": {&pb.InternalRaftRequest{LeaseRevoke: &pb.LeaseRevokeRequest{ID: 7}}, auth.ErrPermissionDenied},
+		"role add":     {&pb.InternalRaftRequest{AuthRoleAdd: &pb.AuthRoleAddRequest{Name: "x"}}, auth.ErrPermissionDenied},
+		"compaction":   {&pb.InternalRaftRequest{Compaction: &pb.CompactionRequest{Revision: 1}}, auth.ErrPermissionDenied},
+		"no user":      {asUser(&pb.InternalRaftRequest{Put: &pb.PutRequest{Key: []byte("b")}}, "", 0), auth.ErrUserEmpty},
 	} {
 		r := tc.r
 		if r.Header == nil {
