@@ -19,7 +19,7 @@ import (
 // interceptors attach every request's credentials (server.WithCredentials) and, before
 // the handler runs, make the checks etcd makes outside its state machine: read
 // permission of ranges and read-only txns (served without a proposal), root for
-// maintenance, membership calls and Compact, any user for Status, Alarm GET and the
+// maintenance, membership calls and Compact, any user for Status, MemberList, Alarm GET and the
 // lease calls, read on every key of a LeaseTimeToLive with keys and of LeaseLeases. Writes are checked again where they are applied,
 // with the auth revision the proposal carries.
 type AuthChecker interface {
@@ -71,7 +71,7 @@ func checkUnary(ac AuthChecker, ctx context.Context, req any) error {
 			return ac.RequireUser(ctx)
 		}
 		return ac.CheckAdmin(ctx)
-	case *pb.StatusRequest:
+	case *pb.StatusRequest, *pb.MemberListRequest:
 		return ac.RequireUser(ctx)
 	case *pb.LeaseGrantRequest, *pb.LeaseRevokeRequest:
 		return ac.RequireUser(ctx) // LeaseRevoke's keys are checked at apply

@@ -385,3 +385,33 @@ func TestAuthTokenOnEveryMember(t *testing.T) {
 		}
 	})
 }
+
+// TestAuthClientCertCN: with --client-cert-auth, a request without a token is made by
+// the user its client certificate names in its CN, as etcd.
+func TestAuthClientCertCN(t *testing.T) {
+	forEachBinary(t, func(t *testing.T, b binary) {
+		c := newClusterURLs(t, b, 1, "https://127.0.0.1:%d", "http://127.0.0.1:%d",
+			append(manualTLSArgs(), "--client-cert-auth", "--bcrypt-cost", "4")...)
+		cli := tlsClient(t, clientTLS(t, tlsCert, tlsKey), c.endpoints()...)
+		ctx := ctxT(t)
+		must(t, func() error { _, err := cli.UserAdd(ctx, "root", "rootpw"); return err })
+		must(t, func() error { _, err := cli.UserGrantRole(ctx, "root", "root"); return err })
+		must(t, func() error { _, err := cli.UserAdd(ctx, "example.com", "pw"); return err }) // the certificate's CN
+		must(t, func() error { _, err := cli.RoleAdd(ctx, "ab"); return err })
+		must(t, func() error {
+			_, err := cli.RoleGrantPermission(ctx, "ab", "a", "b", clientv3.PermissionType(clientv3.PermReadWrite))
+			return err
+		})
+		must(t, func() error { _, err := cli.UserGrantRole(ctx, "example.com", "ab"); return err })
+		must(t, func() error { _, err := cli.AuthEnable(ctx); return err })
+		if _, err := cli.Put(ctx, "a1", "v"); err != nil {
+			t.Errorf("put inside the CN user's range: %v", err)
+		}
+		if _, err := cli.Put(ctx, "z", "v"); errDesc(err) != errDesc(rpctypes.ErrGRPCPermissionDenied) {
+			t.Errorf("put outside the CN user's range: %v, want permission denied", err)
+		}
+		if _, err := cli.UserList(ctx); errDesc(err) != errDesc(rpctypes.ErrGRPCPermissionDenied) {
+			t.Errorf("user list as the CN user: %v, want permission denied", err)
+		}
+	})
+}
