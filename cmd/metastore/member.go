@@ -188,6 +188,11 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 		m.node.AdvanceTicks(ticks)
 	}
 
+	authCfg := server.AuthConfig{Token: cfg.Auth.Token, TokenTTL: cfg.Auth.TokenTTL, BcryptCost: int(cfg.Auth.BcryptCost),
+		ClientCertAuth: cfg.ClientTLS.ClientCertAuth}
+	if err := server.CheckAuthConfig(authCfg); err != nil {
+		return nil, err
+	}
 	m.hub = watch.New(m.store, lg)
 	m.srv = server.New(server.Config{
 		Logger:            lg,
@@ -211,8 +216,7 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 		AutoCompactionRevisions: cfg.AutoCompactionRevisions,
 		PeerClient:              peerClient,
 		OnApply:                 m.hub.Notify,
-		Auth: server.AuthConfig{Token: cfg.Auth.Token, TokenTTL: cfg.Auth.TokenTTL, BcryptCost: int(cfg.Auth.BcryptCost),
-			ClientCertAuth: cfg.ClientTLS.ClientCertAuth},
+		Auth:                    authCfg,
 	})
 	m.tr.SetMembership(m.srv) // GET /members, and peers removed from the cluster
 

@@ -114,6 +114,13 @@ func (s *Server) installTokenListener() {
 	})
 }
 
+// CheckAuthConfig refuses an --auth-token this member cannot use (unknown type, bad
+// JWT options or keys), as etcd refuses to start with one.
+func CheckAuthConfig(cfg AuthConfig) error {
+	_, err := newAuthServer(cfg)
+	return err
+}
+
 // authInfo resolves who makes the request of ctx: ok is false for the server's own
 // requests (no Credentials). With auth disabled, a client is nobody (zero Info).
 func (s *Server) authInfo(ctx context.Context) (ai auth.Info, client bool, err error) {

@@ -3,14 +3,14 @@
 # e2e) against the metastore binary, named `etcd` in a bin dir beside etcdctl and etcdutl
 # built from the same etcd version (v3.7.3).
 #
-#   tests/conformance/run.sh [go test -run regexp]    (default: the KV, txn, compact, watch and lease tests)
+#   tests/conformance/run.sh [go test -run regexp]    (default: the KV, txn, compact, watch, lease, auth, user and role tests; TestAuthority, unix sockets, is left out)
 #
 # BIN_DIR overrides where the binaries go; ETCD_BIN=path runs the tests against another
 # `etcd` binary (for example real etcd, to check the harness).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-run=${1:-'^(TestKV|TestTxn|TestCompact|TestWatch|TestLease)'}
+run=${1:-'^(TestKV|TestTxn|TestCompact|TestWatch|TestLease|TestAuth[^o]|TestUser|TestRole)'}
 bin=${BIN_DIR:-$(mktemp -d)}
 mkdir -p "$bin"
 cd "$here"
