@@ -35,14 +35,14 @@ type AuthChecker interface {
 // optional "Bearer " prefix, as etcd) and its verified client certificate's CN.
 func credentialsOf(ctx context.Context) server.Credentials {
 	var c server.Credentials
-	if md, ok := metadata.FromIncomingContext(ctx); ok {
-		if ts := md.Get(rpctypes.TokenFieldNameGRPC); len(ts) > 0 {
-			c.Token = ts[0]
-		} else if ts := md.Get(rpctypes.TokenFieldNameSwagger); len(ts) > 0 {
-			c.Token = strings.TrimPrefix(ts[0], "Bearer ")
-		}
-		c.Gateway = len(md.Get("grpcgateway-accept")) > 0
+	// ValueFromIncomingContext copies one key's values, not the whole map: this runs
+	// for every request.
+	if ts := metadata.ValueFromIncomingContext(ctx, rpctypes.TokenFieldNameGRPC); len(ts) > 0 {
+		c.Token = ts[0]
+	} else if ts := metadata.ValueFromIncomingContext(ctx, rpctypes.TokenFieldNameSwagger); len(ts) > 0 {
+		c.Token = strings.TrimPrefix(ts[0], "Bearer ")
 	}
+	c.Gateway = len(metadata.ValueFromIncomingContext(ctx, "grpcgateway-accept")) > 0
 	if p, ok := peer.FromContext(ctx); ok && p.AuthInfo != nil {
 		if ti, ok := p.AuthInfo.(credentials.TLSInfo); ok {
 			for _, chain := range ti.State.VerifiedChains {

@@ -77,8 +77,9 @@ func WithCredentials(ctx context.Context, c Credentials) context.Context {
 type authServer struct {
 	cfg    AuthConfig
 	tokens tokenProvider
-	// bcryptSem bounds the password checks running at once, so that Authenticate
-	// (bcrypt costs milliseconds of CPU on purpose) cannot starve other requests.
+	// bcryptSem bounds the password checks running at once (GOMAXPROCS), so that
+	// Authenticate (bcrypt costs tens of milliseconds of CPU on purpose) cannot pile
+	// up unbounded CPU work and starve other requests.
 	bcryptSem chan struct{}
 }
 
@@ -93,10 +94,10 @@ func newAuthServer(cfg AuthConfig) (*authServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := runtime.GOMAXPROCS(0) / 2
-	if n < 1 {
-		n = 1
-	}
+	// As many comparisons as cores: a flood of logins queues here instead of
+	// multiplying the CPU work in flight, and the Go scheduler still interleaves the
+	// other requests' goroutines with them.
+	n := max(runtime.GOMAXPROCS(0), 1)
 	return &authServer{cfg: cfg, tokens: tp, bcryptSem: make(chan struct{}, n)}, nil
 }
 
