@@ -157,3 +157,16 @@ func newAuthFailures(reg prometheus.Registerer, lgOwner *Options) prometheus.Cou
 		Help: "Requests refused by auth: bad password or token, no user, permission denied, old auth revision.",
 	}))
 }
+
+// RenewChecker is implemented by a Backend that checks keep-alives as etcd's
+// checkLeaseRenew: a user, and root or write permission on every key of the lease.
+type RenewChecker interface {
+	CheckLeaseRenew(ctx context.Context, id int64) error
+}
+
+func checkRenew(b any, ctx context.Context, id int64) error {
+	if rc, ok := b.(RenewChecker); ok {
+		return rc.CheckLeaseRenew(ctx, id)
+	}
+	return nil
+}

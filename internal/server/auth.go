@@ -270,3 +270,14 @@ func (s *Server) CheckLeaseKeys(ctx context.Context, id int64) error {
 		return nil
 	})
 }
+
+// CheckLeaseRenew is etcd's checkLeaseRenew, for each keep-alive: a user, and root or
+// write permission on every key attached to lease id.
+func (s *Server) CheckLeaseRenew(ctx context.Context, id int64) error {
+	return s.checkAuth(ctx, func(st *auth.State, ai auth.Info) error {
+		if ai.Username == "" {
+			return auth.ErrUserEmpty
+		}
+		return st.CheckLeaseKeys(ai, id, func(id int64) [][]byte { ks, _ := s.app.Leases().Keys(id); return ks })
+	})
+}

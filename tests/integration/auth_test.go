@@ -415,3 +415,37 @@ func TestAuthClientCertCN(t *testing.T) {
 		}
 	})
 }
+
+// TestAuthLeaseRenewAndRevoke: keep-alives and revokes of a lease want write on every
+// key attached to it (etcd's checkLeaseRenew and the revoke's check at apply).
+func TestAuthLeaseRenewAndRevoke(t *testing.T) {
+	forEachBinary(t, func(t *testing.T, b binary) {
+		c, root := authCluster(t, b)
+		ctx := ctxT(t)
+		for name, typ := range map[string]clientv3.PermissionType{
+			"writer": clientv3.PermissionType(clientv3.PermWrite), "reader": clientv3.PermissionType(clientv3.PermRead)} {
+			must(t, func() error { _, err := root.UserAdd(ctx, name, "pw"); return err })
+			must(t, func() error { _, err := root.RoleAdd(ctx, name); return err })
+			must(t, func() error { _, err := root.RoleGrantPermission(ctx, name, "a", "b", typ); return err })
+			must(t, func() error { _, err := root.UserGrantRole(ctx, name, name); return err })
+		}
+		l, err := root.Grant(ctx, 600)
+		if err != nil {
+			t.Fatal(err)
+		}
+		must(t, func() error { _, err := root.Put(ctx, "a1", "v", clientv3.WithLease(l.ID)); return err })
+		reader, writer := c.userClient("reader", "pw"), c.userClient("writer", "pw")
+		if _, err := reader.KeepAliveOnce(ctx, l.ID); errDesc(err) != errDesc(rpctypes.ErrGRPCPermissionDenied) {
+			t.Errorf("keep-alive as reader: %v, want permission denied", err)
+		}
+		if _, err := writer.KeepAliveOnce(ctx, l.ID); err != nil {
+			t.Errorf("keep-alive as writer: %v", err)
+		}
+		if _, err := reader.Revoke(ctx, l.ID); errDesc(err) != errDesc(rpctypes.ErrGRPCPermissionDenied) {
+			t.Errorf("revoke as reader: %v, want permission denied", err)
+		}
+		if _, err := writer.Revoke(ctx, l.ID); err != nil {
+			t.Errorf("revoke as writer: %v", err)
+		}
+	})
+}
