@@ -3,6 +3,9 @@ package integration
 import (
 	"context"
 	"errors"
+	"io"
+	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -209,6 +212,17 @@ func TestAuthPermissionTable(t *testing.T) {
 		}
 		if _, err := anon.Put(ctx, "k", "v"); errDesc(err) != errDesc(rpctypes.ErrGRPCUserEmpty) {
 			t.Errorf("anonymous put: %v, want user name is empty", err)
+		}
+		if b.name == "metastore" { // ours: refusals are counted
+			resp, err := http.Get(c.endpoints()[0] + "/metrics")
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if !regexp.MustCompile(`(?m)^metastore_auth_failures_total [1-9]`).Match(body) {
+				t.Errorf("metastore_auth_failures_total not counted: %s", regexp.MustCompile(`(?m)^metastore_auth.*$`).Find(body))
+			}
 		}
 	})
 }
