@@ -29,6 +29,8 @@ type AuthChecker interface {
 	RequireUser(ctx context.Context) error
 	// CheckLeaseKeys: root, or read on every key of lease id (of every lease for 0).
 	CheckLeaseKeys(ctx context.Context, id int64) error
+	// AuthRevision is the applied auth revision, 0 while auth is disabled.
+	AuthRevision() uint64
 }
 
 // credentialsOf reads a request's token (metadata "token", or "authorization" with an
@@ -92,13 +94,22 @@ func checkUnary(ac AuthChecker, ctx context.Context, req any) error {
 func authUnary(ac AuthChecker, failures prometheus.Counter) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		ctx = server.WithCredentials(ctx, credentialsOf(ctx))
+		var rev uint64
 		if ac != nil {
+			rev = ac.AuthRevision()
 			if err := checkUnary(ac, ctx, req); err != nil {
 				failures.Inc()
 				return nil, toGRPCError(err)
 			}
 		}
 		resp, err := handler(ctx, req)
+		// A read served without a proposal, while the auth state changed since its
+		// check, is refused as etcd's doSerialize refuses it: the client logs in again
+		// and retries. (Writes are checked at apply instead.)
+		if err == nil && rev != 0 && isLocalRead(req) && ac.AuthRevision() != rev {
+			failures.Inc()
+			return nil, toGRPCError(server.ErrAuthOldRevision)
+		}
 		if err != nil && isAuthError(err) {
 			failures.Inc()
 		}
@@ -169,4 +180,30 @@ func checkRenew(b any, ctx context.Context, id int64) error {
 		return rc.CheckLeaseRenew(ctx, id)
 	}
 	return nil
+}
+
+// isLocalRead reports whether req is served from the local state: a range, or a txn
+// without a put or a delete.
+func isLocalRead(req any) bool {
+	switch r := req.(type) {
+	case *pb.RangeRequest:
+		return true
+	case *pb.TxnRequest:
+		return txnReadOnly(r)
+	}
+	return false
+}
+
+func txnReadOnly(r *pb.TxnRequest) bool {
+	for _, ops := range [][]*pb.RequestOp{r.Success, r.Failure} {
+		for _, op := range ops {
+			switch {
+			case op.GetRequestPut() != nil, op.GetRequestDeleteRange() != nil:
+				return false
+			case op.GetRequestTxn() != nil && !txnReadOnly(op.GetRequestTxn()):
+				return false
+			}
+		}
+	}
+	return true
 }

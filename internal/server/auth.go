@@ -281,3 +281,11 @@ func (s *Server) CheckLeaseRenew(ctx context.Context, id int64) error {
 		return st.CheckLeaseKeys(ai, id, func(id int64) [][]byte { ks, _ := s.app.Leases().Keys(id); return ks })
 	})
 }
+
+// AuthRevision is the applied auth revision, 0 while auth is disabled.
+func (s *Server) AuthRevision() uint64 {
+	if st := s.app.Auth(); st.Enabled() {
+		return st.Revision()
+	}
+	return 0
+}
