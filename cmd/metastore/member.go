@@ -192,6 +192,11 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 		m.node.AdvanceTicks(ticks)
 	}
 
+	authCfg := server.AuthConfig{Token: cfg.Auth.Token, TokenTTL: cfg.Auth.TokenTTL, BcryptCost: int(cfg.Auth.BcryptCost),
+		ClientCertAuth: cfg.ClientTLS.ClientCertAuth}
+	if err := server.CheckAuthConfig(authCfg); err != nil {
+		return nil, err
+	}
 	m.hub = watch.New(m.store, lg)
 	if m.tracing, err = newTracing(context.Background(), cfg, lg); err != nil {
 		return nil, fmt.Errorf("distributed tracing: %w", err)
@@ -220,6 +225,7 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 		OnApply:                 m.hub.Notify,
 		Tracer:                  m.tracing.serverTracer(),
 		WarningApplyDuration:    cfg.WarningApplyDuration,
+		Auth:                    authCfg,
 	})
 	m.tr.SetMembership(m.srv) // GET /members, and peers removed from the cluster
 

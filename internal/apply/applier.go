@@ -76,9 +76,10 @@ type Applier struct {
 
 	// Owned by the apply goroutine.
 	appliedTerm    uint64
-	alarms         alarmSet // includes alarms written into the batch not yet committed
-	clusterVersion Version  // likewise
-	maxLearners    int      // SetMaxLearners; 0: membership.DefaultMaxLearners
+	alarms         alarmSet  // includes alarms written into the batch not yet committed
+	clusterVersion Version   // likewise
+	maxLearners    int       // SetMaxLearners; 0: membership.DefaultMaxLearners
+	auth           authState // users, roles, permissions (auth.go)
 
 	appliedIndex atomic.Uint64
 	mu           sync.Mutex
@@ -152,6 +153,9 @@ func (a *Applier) load() error {
 		return err
 	}
 	if err := a.leases.Reload(a.eng); err != nil {
+		return err
+	}
+	if err := a.loadAuth(); err != nil {
 		return err
 	}
 	a.appliedTerm = term

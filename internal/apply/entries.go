@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/metastore/metastore/internal/auth"
 	"github.com/metastore/metastore/internal/invariants"
 	"github.com/metastore/metastore/internal/mvcc"
 	"github.com/metastore/metastore/internal/storage"
@@ -146,6 +147,9 @@ func (a *Applier) applyRequest(p *pending, r *pb.InternalRaftRequest) (*Result, 
 	if err := checkVersion(f, a.clusterVersion); err != nil {
 		return &Result{Err: err}, nil
 	}
+	if err := a.checkAuth(r); err != nil {
+		return &Result{Err: err}, nil
+	}
 	switch {
 	case r.Put != nil:
 		if err := a.rejectWrites(true); err != nil {
@@ -182,6 +186,10 @@ func (a *Applier) applyRequest(p *pending, r *pb.InternalRaftRequest) (*Result, 
 		return a.leaseRevoke(p, r.LeaseRevoke)
 	case r.LeaseCheckpoint != nil:
 		return a.leaseCheckpoint(p, r.LeaseCheckpoint)
+	case auth.IsAuthRequest(r):
+		return a.applyAuth(p, r)
+	case r.Authenticate != nil:
+		return a.applyAuthenticate(p, r.Authenticate)
 	case r.DowngradeVersionTest != nil:
 		// etcd ignores it: it exists for tests that inject it into a WAL.
 		return &Result{}, nil

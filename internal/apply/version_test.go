@@ -141,7 +141,7 @@ func TestRequestTypeGatedByClusterVersion(t *testing.T) {
 		t.Fatalf("CheckCapable(ClusterMemberAttrSet) = %v", err)
 	}
 	for _, r := range []*pb.InternalRaftRequest{
-		{AuthEnable: &pb.AuthEnableRequest{}},
+		{AuthUserGet: &pb.AuthUserGetRequest{}}, // served from the applied state, never proposed
 		{DowngradeInfoSet: &membershippb.DowngradeInfoSetRequest{}}, {ID: 1},
 	} {
 		if err := CheckCapable(r, Version{3, 7}); !errors.Is(err, ErrUnsupported) {
@@ -158,7 +158,7 @@ func TestUnknownRequestStopsTheMember(t *testing.T) {
 	futureField = protowire.AppendBytes(futureField, []byte("x"))
 	for name, data := range map[string][]byte{
 		"no request":                   mustMarshal(t, &pb.InternalRaftRequest{ID: 5}),
-		"auth enable (not built)":      mustMarshal(t, &pb.InternalRaftRequest{ID: 5, AuthEnable: &pb.AuthEnableRequest{}}),
+		"auth user get (not built)":    mustMarshal(t, &pb.InternalRaftRequest{ID: 5, AuthUserGet: &pb.AuthUserGetRequest{}}),
 		"downgrade info (not built)":   mustMarshal(t, &pb.InternalRaftRequest{ID: 5, DowngradeInfoSet: &membershippb.DowngradeInfoSetRequest{}}),
 		"a field from a newer build":   append(mustMarshal(t, &pb.InternalRaftRequest{ID: 5}), futureField...),
 		"cluster version above ours":   mustMarshal(t, &pb.InternalRaftRequest{ID: 5, ClusterVersionSet: &membershippb.ClusterVersionSetRequest{Ver: "3.8.0"}}),

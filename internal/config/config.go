@@ -136,6 +136,8 @@ type Config struct {
 	StrictReconfigCheck bool
 	// MaxLearners (--max-learners, default 1): the most learners the member list holds.
 	MaxLearners int
+	// Auth: --auth-token, --auth-token-ttl, --bcrypt-cost (auth.go).
+	Auth AuthFlags
 
 	QuotaBackendBytes int64 // --quota-backend-bytes as given; see QuotaBytes
 	MaxRequestBytes   uint  // --max-request-bytes
@@ -204,6 +206,7 @@ func NewConfig() *Config {
 		InitialElectionTickAdvance: true,
 		StrictReconfigCheck:        true,
 		MaxLearners:                1,
+		Auth:                       defaultAuthFlags(),
 		MaxRequestBytes:            DefaultMaxRequestBytes,
 		MaxTxnOps:                  DefaultMaxTxnOps,
 		WatchProgress:              DefaultWatchProgress,

@@ -57,6 +57,7 @@ func newFlagSet(c *Config) *flag.FlagSet {
 	fs.BoolVar(&c.EnablePprof, "enable-pprof", false, "Enable runtime profiling data via HTTP server. Address is at client URL + \"/debug/pprof/\"")
 	addTLSFlags(fs, c)
 	addServingFlags(fs, &c.Serving)
+	addAuthFlags(fs, c)
 	fs.StringVar(&c.StorageEngine, "storage-engine", c.StorageEngine, "metastore only: storage engine, 'pebble' or 'rocksdb'.")
 
 	// Accepted, warned about, ignored.

@@ -111,6 +111,9 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("unknown --storage-engine %q (supported: %s, %s)", c.StorageEngine, StorageEnginePebble, StorageEngineRocksDB)
 	}
+	if err := c.Auth.validate(); err != nil {
+		return err
+	}
 	return c.validateTLS()
 }
 

@@ -27,6 +27,9 @@ type fileConfig struct {
 	InitialElectionTickAdvance bool     `json:"initial-election-tick-advance"`
 	StrictReconfigCheck        bool     `json:"strict-reconfig-check"`
 	MaxLearners                int      `json:"max-learners"`
+	AuthToken                  string   `json:"auth-token"`
+	AuthTokenTTL               uint     `json:"auth-token-ttl"`
+	BcryptCost                 uint     `json:"bcrypt-cost"`
 	QuotaBackendBytes          int64    `json:"quota-backend-bytes"`
 	MaxTxnOps                  uint     `json:"max-txn-ops"`
 	MaxRequestBytes            uint     `json:"max-request-bytes"`
@@ -77,6 +80,7 @@ func loadFile(path string) (*Config, []string, error) {
 		HeartbeatInterval: uint(c.HeartbeatInterval.Milliseconds()), ElectionTimeout: uint(c.ElectionTimeout.Milliseconds()),
 		InitialElectionTickAdvance: c.InitialElectionTickAdvance,
 		StrictReconfigCheck:        c.StrictReconfigCheck, MaxLearners: c.MaxLearners,
+		AuthToken: c.Auth.Token, AuthTokenTTL: c.Auth.TokenTTL, BcryptCost: c.Auth.BcryptCost,
 		MaxTxnOps: c.MaxTxnOps, MaxRequestBytes: c.MaxRequestBytes,
 		WatchProgress:  c.WatchProgress,
 		InitialCluster: c.InitialCluster, InitialClusterState: c.InitialClusterState, InitialClusterToken: c.InitialClusterToken,
@@ -100,6 +104,7 @@ func loadFile(path string) (*Config, []string, error) {
 	c.ElectionTimeout = time.Duration(fc.ElectionTimeout) * time.Millisecond
 	c.InitialElectionTickAdvance = fc.InitialElectionTickAdvance
 	c.StrictReconfigCheck, c.MaxLearners = fc.StrictReconfigCheck, fc.MaxLearners
+	c.Auth = AuthFlags{Token: fc.AuthToken, TokenTTL: fc.AuthTokenTTL, BcryptCost: fc.BcryptCost}
 	c.QuotaBackendBytes, c.MaxTxnOps, c.MaxRequestBytes = fc.QuotaBackendBytes, fc.MaxTxnOps, fc.MaxRequestBytes
 	c.InitialCluster, c.InitialClusterState, c.InitialClusterToken = fc.InitialCluster, fc.InitialClusterState, fc.InitialClusterToken
 	c.AutoCompactionMode, c.AutoCompactionRetention = fc.AutoCompactionMode, fc.AutoCompactionRetention

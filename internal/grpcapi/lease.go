@@ -103,6 +103,9 @@ func (s *leaseServer) keepAlive(stream pb.Lease_LeaseKeepAliveServer) error {
 		if err != nil {
 			return err
 		}
+		if err := checkRenew(s.b, stream.Context(), req.ID); err != nil { // guard.go
+			return toGRPCError(err)
+		}
 		resp := &pb.LeaseKeepAliveResponse{ID: req.ID, Header: s.hdr.fill(nil)}
 		ttl, err := s.b.LeaseRenew(stream.Context(), req.ID)
 		if errors.Is(err, server.ErrLeaseNotFound) {

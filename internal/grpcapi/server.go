@@ -222,6 +222,10 @@ func NewServer(b Backend, opts Options) *grpc.Server {
 	}
 	unary = append(unary, recovery.UnaryServerInterceptor(onPanic))
 	stream = append(stream, recovery.StreamServerInterceptor(onPanic))
+	ac, _ := b.(AuthChecker) // after recovery: the guard's checks run inside it (guard.go)
+	authFailures := newAuthFailures(opts.Registry, &opts)
+	unary = append(unary, authUnary(ac, authFailures))
+	stream = append(stream, authStream(ac, authFailures))
 
 	gs := grpc.NewServer(append([]grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(unary...),
@@ -246,8 +250,8 @@ func NewServer(b Backend, opts Options) *grpc.Server {
 		pb.RegisterWatchServer(gs, pb.UnimplementedWatchServer{})
 	}
 	pb.RegisterLeaseServer(gs, newLeaseServer(b, hdr)) // Unimplemented unless b is a LeaseBackend
-	pb.RegisterAuthServer(gs, pb.UnimplementedAuthServer{})
-	hs := health.NewServer() // the "" service starts SERVING
+	pb.RegisterAuthServer(gs, newAuthServer(b, hdr))   // Unimplemented unless b is an AuthBackend
+	hs := health.NewServer()                           // the "" service starts SERVING
 	healthpb.RegisterHealthServer(gs, hs)
 
 	metrics.InitializeMetrics(gs) // zero series for every method, as etcd exposes

@@ -237,6 +237,9 @@ func (sws *serverWatchStream) recvLoop() error {
 // created+canceled with ErrCompacted's text; an empty key means "\x00"; a range_end of
 // "\x00" means every key from key. It returns false when the stream is closing.
 func (sws *serverWatchStream) create(creq *pb.WatchCreateRequest) bool {
+	if wr := sws.watchDenied(creq); wr != nil { // guard.go
+		return sws.queue(wr)
+	}
 	if len(creq.Key) == 0 {
 		creq.Key = []byte{0}
 	}

@@ -53,6 +53,12 @@ var rules = []struct {
 		why:        "the replicated lease table is written by apply: as deterministic, and expiry is the leader's (lessor)",
 	},
 	{
+		pkg:        "internal/auth",
+		ours:       []string{"internal/storage"},
+		notImports: []string{"time", "math/rand/...", "crypto/rand", "net/...", "os/exec", "golang.org/x/crypto/..."},
+		why:        "users, roles and permissions are written by apply: as deterministic (tokens and bcrypt are the server's)",
+	},
+	{
 		pkg:     "internal/lessor",
 		ours:    []string{"internal/lease"},
 		notDeps: []string{"internal/server", "internal/apply", "internal/mvcc", "internal/raftnode", "internal/grpcapi"},
@@ -103,7 +109,7 @@ var rules = []struct {
 }
 
 // deterministic lists the packages that must not start goroutines.
-var deterministic = []string{"internal/apply"}
+var deterministic = []string{"internal/apply", "internal/auth"}
 
 func TestImportDirection(t *testing.T) {
 	for _, v := range violations(loadModule(t)) {
@@ -352,6 +358,7 @@ func TestRulesCatchViolations(t *testing.T) {
 		"internal/tlsconf":        ours("internal/clientport"),
 		"internal/clientport":     ours("internal/grpcapi"),
 		"internal/lease":          append(ours("internal/storage"), "time"),
+		"internal/auth":           ours("internal/storage"),
 		"internal/lessor":         append(ours("internal/lease"), "time"),
 		"internal/lockelect":      {"go.etcd.io/etcd/client/v3"},
 		"internal/watch":          append(ours("internal/mvcc"), "google.golang.org/grpc"),

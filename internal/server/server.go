@@ -85,6 +85,8 @@ type Config struct {
 	// is etcd's --warning-apply-duration (0: 100ms).
 	Tracer               trace.Tracer
 	WarningApplyDuration time.Duration
+	// Auth configures tokens and password hashing (auth.go).
+	Auth AuthConfig
 }
 
 // Server serves the etcd API on top of a raftnode and the state machine.
@@ -126,6 +128,9 @@ type Server struct {
 	learner atomic.Bool
 	// confMu lets one membership change at a time be proposed from this member.
 	confMu sync.Mutex
+
+	authOnce sync.Once // builds authSrv (auth.go)
+	authSrv  *authServer
 }
 
 // New starts the apply loop and the linearizable-read loop. The raftnode must already
@@ -156,6 +161,7 @@ func New(cfg Config) *Server {
 		s.admit.limit = cfg.MaxInflightBytes
 	}
 	s.learner.Store(cfg.IsLearner)
+	s.installTokenListener() // auth.go
 	s.wg.Add(6)
 	go s.watchNode()
 	go s.monitorVersion()
@@ -308,6 +314,9 @@ func (s *Server) propose(ctx context.Context, r *pb.InternalRaftRequest) (*apply
 	}
 	id := s.ids.next()
 	r.Header = &pb.RequestHeader{ID: id}
+	if err := s.fillAuthHeader(ctx, r.Header); err != nil {
+		return nil, err
+	}
 	data, err := proto.Marshal(r)
 	if err != nil {
 		return nil, err

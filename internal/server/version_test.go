@@ -115,8 +115,8 @@ func TestCheckCapableBeforeProposing(t *testing.T) {
 	if err := s.checkCapable(&pb.InternalRaftRequest{Put: &pb.PutRequest{Key: []byte("a")}}); err != nil {
 		t.Fatalf("put: %v", err)
 	}
-	if err := s.checkCapable(&pb.InternalRaftRequest{AuthEnable: &pb.AuthEnableRequest{}}); !errors.Is(err, apply.ErrUnsupported) {
-		t.Fatalf("auth enable: %v, want apply.ErrUnsupported", err)
+	if err := s.checkCapable(&pb.InternalRaftRequest{AuthUserGet: &pb.AuthUserGetRequest{}}); !errors.Is(err, apply.ErrUnsupported) {
+		t.Fatalf("auth user get (served without a proposal): %v, want apply.ErrUnsupported", err)
 	}
 	// Before the cluster version is decided (3.0), a lease checkpoint (3.4) waits.
 	if err := s.checkCapable(&pb.InternalRaftRequest{LeaseCheckpoint: &pb.LeaseCheckpointRequest{}}); !errors.Is(err, apply.ErrNotCapable) {

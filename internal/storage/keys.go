@@ -18,7 +18,8 @@ import (
 //	'R' main(8) sub(8)           revision log: which key changed at a revision (mvcc, watch)
 //	'E' 'l' id(8)                a lease: uvarint(ttl) varint(remaining)   (lease)
 //	'E' 'k' id(8) userkey        userkey is attached to lease id (empty)   (lease)
-//	'A' …                        auth                                      (auth, later)
+//	'A' 'u'|'r' name             a user / a role (authpb.User, authpb.Role) (auth)
+//	'A' 'e', 'A' 'v'             auth enabled (1), auth revision (8)        (auth)
 //
 // esc(userkey) replaces every 0x00 byte with 0x00 0xFF and the key is closed by 0x00 0x01,
 // so encoded keys sort exactly as user keys do and no user key's encoding is a prefix of
@@ -325,3 +326,34 @@ func ParseLeaseAttachKey(k []byte) (id int64, userKey []byte, err error) {
 	}
 	return int64(binary.BigEndian.Uint64(k[2:10])), k[10:], nil
 }
+
+// Auth keys (package auth): the users and roles as marshaled authpb messages, whether
+// auth is enabled and the auth revision.
+const (
+	authUser     byte = 'u'
+	authRole     byte = 'r'
+	authEnabled  byte = 'e'
+	authRevision byte = 'v'
+)
+
+// AuthUserKey is the key of user name's record (authpb.User).
+func AuthUserKey(name string) []byte { return append([]byte{PrefixAuth, authUser}, name...) }
+
+// AuthRoleKey is the key of role name's record (authpb.Role).
+func AuthRoleKey(name string) []byte { return append([]byte{PrefixAuth, authRole}, name...) }
+
+// AuthUserBounds and AuthRoleBounds bound every user and every role record.
+func AuthUserBounds() (lower, upper []byte) {
+	return []byte{PrefixAuth, authUser}, []byte{PrefixAuth, authUser + 1}
+}
+
+func AuthRoleBounds() (lower, upper []byte) {
+	return []byte{PrefixAuth, authRole}, []byte{PrefixAuth, authRole + 1}
+}
+
+// AuthEnabledKey holds 1 while auth is enabled; AuthRevisionKey the auth revision
+// (8 bytes big endian).
+var (
+	AuthEnabledKey  = []byte{PrefixAuth, authEnabled}
+	AuthRevisionKey = []byte{PrefixAuth, authRevision}
+)

@@ -1,0 +1,35 @@
+package auth
+
+import "errors"
+
+// Errors with etcd v3.7.3's messages (server/auth/store.go); grpcapi maps each to its
+// rpctypes error. Every one depends only on the request and the replicated auth state,
+// so apply answers them as request errors.
+var (
+	ErrRootUserNotExist     = errors.New("auth: root user does not exist")
+	ErrRootRoleNotExist     = errors.New("auth: root user does not have root role")
+	ErrUserAlreadyExist     = errors.New("auth: user already exists")
+	ErrUserEmpty            = errors.New("auth: user name is empty")
+	ErrUserNotFound         = errors.New("auth: user not found")
+	ErrRoleAlreadyExist     = errors.New("auth: role already exists")
+	ErrRoleNotFound         = errors.New("auth: role not found")
+	ErrRoleEmpty            = errors.New("auth: role name is empty")
+	ErrPermissionNotGiven   = errors.New("auth: permission not given")
+	ErrAuthFailed           = errors.New("auth: authentication failed, invalid user ID or password")
+	ErrNoPasswordUser       = errors.New("auth: authentication failed, password was given for no password user")
+	ErrPermissionDenied     = errors.New("auth: permission denied")
+	ErrRoleNotGranted       = errors.New("auth: role is not granted to the user")
+	ErrPermissionNotGranted = errors.New("auth: permission is not granted to the role")
+	ErrAuthNotEnabled       = errors.New("auth: authentication is not enabled")
+	ErrAuthOldRevision      = errors.New("auth: revision in header is old")
+	ErrInvalidAuthToken     = errors.New("auth: invalid auth token")
+	ErrInvalidAuthMgmt      = errors.New("auth: invalid auth management")
+)
+
+// RequestErrors lists the errors above that apply may answer.
+var RequestErrors = []error{
+	ErrRootUserNotExist, ErrRootRoleNotExist, ErrUserAlreadyExist, ErrUserEmpty, ErrUserNotFound,
+	ErrRoleAlreadyExist, ErrRoleNotFound, ErrRoleEmpty, ErrPermissionNotGiven, ErrAuthFailed,
+	ErrNoPasswordUser, ErrPermissionDenied, ErrRoleNotGranted, ErrPermissionNotGranted,
+	ErrAuthNotEnabled, ErrAuthOldRevision, ErrInvalidAuthToken, ErrInvalidAuthMgmt,
+}
