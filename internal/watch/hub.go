@@ -252,6 +252,7 @@ func (h *Hub) notifySynced(rev int64, evs []*mvccpb.Event) {
 		return
 	}
 	shared := newEvents(evs)
+	shared.header = &pb.ResponseHeader{Revision: rev}
 	h.synced.matching(evs, func(w *watcher) {
 		if w.minRev > rev {
 			return
@@ -261,7 +262,7 @@ func (h *Hub) notifySynced(rev int64, evs []*mvccpb.Event) {
 			w.minRev = rev + 1
 			return
 		}
-		if !w.trySend(&pb.WatchResponse{Header: &pb.ResponseHeader{Revision: rev}, WatchId: w.id, Events: out}) {
+		if !w.trySend(&pb.WatchResponse{Header: shared.header, WatchId: w.id, Events: out}) {
 			w.minRev = rev
 			h.moveToUnsynced(w)
 			return
