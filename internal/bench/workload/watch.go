@@ -26,6 +26,10 @@ type WatchOptions struct {
 	PutTotal        int     // puts to the watched keys
 	PutRate         float64 // puts per second, 0 = no limit
 	PrevKV          bool    // ask for the previous value with each event
+	// StalledStreams more streams, of WatchersPerStr watches of the same keys each,
+	// are opened on the raw gRPC API and never read once their watches are created:
+	// they measure what a client that stops reading costs the others.
+	StalledStreams int
 	// EventTimeout bounds the wait for the last events after the last put.
 	EventTimeout time.Duration
 }
@@ -158,6 +162,14 @@ func runWatch(ctx context.Context, e *Env, o WatchOptions, keys []string, name s
 		return report.Output{}, fmt.Errorf("workload: opening watches: %w", openErr)
 	}
 
+	if o.StalledStreams > 0 {
+		stalled, err := openRawWatches(wctx, e, o.StalledStreams, o.WatchersPerStr, keys, false, nil)
+		if err != nil {
+			return report.Output{}, err
+		}
+		defer stalled.close()
+	}
+
 	// Phase 2: receive events while putting.
 	watchersOf := map[string]int64{}
 	for _, w := range watches {
@@ -213,6 +225,9 @@ func runWatch(ctx context.Context, e *Env, o WatchOptions, keys []string, name s
 	s["put-total"] = strconv.Itoa(o.PutTotal)
 	s["put-rate"] = strconv.FormatFloat(o.PutRate, 'g', -1, 64)
 	s["prevkv"] = strconv.FormatBool(o.PrevKV)
+	if o.StalledStreams > 0 {
+		s["stalled-streams"] = strconv.Itoa(o.StalledStreams)
+	}
 	delete(s, "total")
 	delete(s, "rate")
 	return report.Output{Workload: name, Settings: s,
@@ -222,22 +237,30 @@ func runWatch(ctx context.Context, e *Env, o WatchOptions, keys []string, name s
 // receive records the delivery delay of every event on ch until all expected events have
 // arrived or the watch is cancelled.
 func (r *watchRun) receive(ch clientv3.WatchChan, rec *report.Recorder, bar Progress) {
+	var lat []time.Duration
 	for resp := range ch {
 		now := time.Now()
+		lat = lat[:0]
 		for _, ev := range resp.Events {
 			if len(ev.Kv.Value) >= stampLen {
 				sent := time.Unix(0, int64(binary.BigEndian.Uint64(ev.Kv.Value[:stampLen])))
-				_ = rec.RecordLatency(now.Sub(sent))
+				lat = append(lat, now.Sub(sent))
 			}
 			bar.Increment()
-			r.mu.Lock()
-			if now.After(r.lastEvent) {
-				r.lastEvent = now
-			}
-			r.mu.Unlock()
-			if r.remaining.Add(-1) == 0 {
-				r.once.Do(func() { close(r.done) })
-			}
+		}
+		if len(resp.Events) == 0 {
+			continue
+		}
+		// One lock per response, not per event: the client must not be what limits a
+		// fan-out of millions of events per second.
+		_ = rec.RecordLatencies(lat)
+		r.mu.Lock()
+		if now.After(r.lastEvent) {
+			r.lastEvent = now
+		}
+		r.mu.Unlock()
+		if r.remaining.Add(-int64(len(resp.Events))) == 0 {
+			r.once.Do(func() { close(r.done) })
 		}
 	}
 }
