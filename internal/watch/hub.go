@@ -53,6 +53,13 @@ const (
 	// about the most event bytes they hold (one response alone may pass it).
 	streamBufLen   = 1024
 	maxStreamBytes = 16 << 20
+	// streamBusyLen: a stream with this many responses queued is behind. A synced
+	// watcher of a busy stream is not sent a revision alone but moves to unsynced, and
+	// unsynced watchers of a busy stream wait: once the stream has drained below it,
+	// each is caught up with every revision it missed in one response (etcd batches
+	// its slow watchers the same way). So the busier a stream, the more revisions per
+	// response, and the fewer messages to send and to receive per event.
+	streamBusyLen = 128
 	// maxRevsPerChunk bounds the revisions one catch-up response covers (etcd's
 	// watchBatchMaxRevs); maxChunkBytes bounds its events' size (a whole revision is
 	// never split, so a chunk may pass it by one revision).
@@ -260,6 +267,11 @@ func (h *Hub) notifySynced(rev int64, evs []*mvccpb.Event) {
 		out := w.filter(shared)
 		if len(out) == 0 {
 			w.minRev = rev + 1
+			return
+		}
+		if w.stream.busy() {
+			w.minRev = rev
+			h.moveToUnsynced(w)
 			return
 		}
 		if !w.trySend(&pb.WatchResponse{Header: shared.header, WatchId: w.id, Events: out}) {

@@ -57,6 +57,13 @@ func (s *Stream) full() bool {
 	return len(s.ch) == cap(s.ch) || s.queuedBytes >= maxStreamBytes
 }
 
+// busy reports whether the stream is behind (streamBusyLen responses queued, or the
+// stream is full): its watchers then get their revisions batched by the catch-up.
+// Called with Hub.mu held.
+func (s *Stream) busy() bool {
+	return s.full() || len(s.ch) >= streamBusyLen
+}
+
 // offer queues resp without blocking; false if the stream is full, or if resp's events
 // would pass maxStreamBytes while other responses are queued (one response alone may
 // pass it: a revision is never split). On a closed stream it drops resp and reports

@@ -171,6 +171,7 @@ func watchFlags(fs *pflag.FlagSet, opts *workload.WatchOptions, perStreamName st
 	fs.BoolVar(&opts.PrevKV, "prevkv", false, "PrevKV enabled on watch requests")
 	fs.DurationVar(&opts.EventTimeout, "event-timeout", 30*time.Second, "How long to wait for the last events after the last put")
 	fs.IntVar(&opts.StalledStreams, "stalled-streams", 0, "More streams of as many watchers that never read once their watches are created")
+	fs.BoolVar(&opts.Raw, "raw", false, "Watch on the raw gRPC API, one reading goroutine per stream (not clientv3)")
 }
 
 func watchIdleCommand(g *globals, o Options) *cobra.Command {

@@ -32,7 +32,14 @@ type rawWatches struct {
 // created (recording each creation in rec when it is not nil). If drain, each stream
 // is then read (and its responses thrown away) until close; otherwise it is never read
 // again: a stalled stream, which the server's flow control soon blocks.
+//
+// With read set, each stream is read by one goroutine that hands read every response
+// (drain is then ignored), and prevKV asks for previous values.
 func openRawWatches(ctx context.Context, e *Env, streams, perStream int, keys []string, drain bool, rec *report.Recorder) (*rawWatches, error) {
+	return openRawWatchesRead(ctx, e, streams, perStream, keys, drain, false, rec, nil)
+}
+
+func openRawWatchesRead(ctx context.Context, e *Env, streams, perStream int, keys []string, drain, prevKV bool, rec *report.Recorder, read func(*pb.WatchResponse)) (*rawWatches, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	rw := &rawWatches{cancel: cancel}
 	var mu sync.Mutex
@@ -41,7 +48,7 @@ func openRawWatches(ctx context.Context, e *Env, streams, perStream int, keys []
 	rw.streams = make([]pb.Watch_WatchClient, streams)
 	for s := range streams {
 		open.Go(func() {
-			err := rw.openOne(ctx, e, s, perStream, keys, drain, rec)
+			err := rw.openOne(ctx, e, s, perStream, keys, drain, prevKV, rec, read)
 			if err != nil {
 				mu.Lock()
 				if firstErr == nil {
@@ -59,7 +66,7 @@ func openRawWatches(ctx context.Context, e *Env, streams, perStream int, keys []
 	return rw, nil
 }
 
-func (rw *rawWatches) openOne(ctx context.Context, e *Env, s, perStream int, keys []string, drain bool, rec *report.Recorder) error {
+func (rw *rawWatches) openOne(ctx context.Context, e *Env, s, perStream int, keys []string, drain, prevKV bool, rec *report.Recorder, read func(*pb.WatchResponse)) error {
 	wc := pb.NewWatchClient(e.Client(s).ActiveConnection())
 	st, err := wc.Watch(ctx)
 	if err != nil {
@@ -69,7 +76,7 @@ func (rw *rawWatches) openOne(ctx context.Context, e *Env, s, perStream int, key
 	for j := range perStream {
 		key := keys[(s*perStream+j)%len(keys)]
 		start := time.Now()
-		req := &pb.WatchRequest{RequestUnion: &pb.WatchRequest_CreateRequest{CreateRequest: &pb.WatchCreateRequest{Key: []byte(key)}}}
+		req := &pb.WatchRequest{RequestUnion: &pb.WatchRequest_CreateRequest{CreateRequest: &pb.WatchCreateRequest{Key: []byte(key), PrevKv: prevKV}}}
 		if err := st.Send(req); err != nil {
 			return err
 		}
@@ -91,11 +98,15 @@ func (rw *rawWatches) openOne(ctx context.Context, e *Env, s, perStream int, key
 			_ = rec.Record(start, time.Now(), nil)
 		}
 	}
-	if drain {
+	if drain || read != nil {
 		rw.wg.Go(func() {
 			for {
-				if _, err := st.Recv(); err != nil {
+				resp, err := st.Recv()
+				if err != nil {
 					return
+				}
+				if read != nil {
+					read(resp)
 				}
 			}
 		})

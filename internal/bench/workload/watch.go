@@ -30,6 +30,11 @@ type WatchOptions struct {
 	// are opened on the raw gRPC API and never read once their watches are created:
 	// they measure what a client that stops reading costs the others.
 	StalledStreams int
+	// Raw: the watches are made on the raw gRPC Watch API, each stream read by one
+	// goroutine, instead of through clientv3 (whose per-watcher goroutines and
+	// channels cost the client more than decoding the events): the figures then
+	// depend less on the benchmark client.
+	Raw bool
 	// EventTimeout bounds the wait for the last events after the last put.
 	EventTimeout time.Duration
 }
@@ -86,6 +91,7 @@ func WatchLatency(ctx context.Context, e *Env, o WatchOptions) (report.Output, e
 
 type watchRun struct {
 	remaining atomic.Int64 // events still expected
+	responses atomic.Int64 // responses with events received
 	done      chan struct{}
 	once      sync.Once
 	mu        sync.Mutex
@@ -106,6 +112,10 @@ func runWatch(ctx context.Context, e *Env, o WatchOptions, keys []string, name s
 	opts = append(opts, clientv3.WithCreatedNotify())
 	if o.PrevKV {
 		opts = append(opts, clientv3.WithPrevKV())
+	}
+
+	if o.Raw {
+		return runRawWatch(ctx, e, o, keys, name, createRec, putRec, eventRec)
 	}
 
 	// Phase 1: open the watches, each stream from its own goroutine.
@@ -187,6 +197,13 @@ func runWatch(ctx context.Context, e *Env, o WatchOptions, keys []string, name s
 		recvWG.Go(func() { run.receive(w.ch, eventRec, ebar) })
 	}
 
+	return putAndCollect(ctx, cancel, e, o, keys, name, run, expected, createRec, putRec, eventRec, recvWG.Wait, ebar)
+}
+
+// putAndCollect makes the puts of a watch run, waits for the events (or the timeout),
+// stops the receivers (cancel, then wait) and builds the output.
+func putAndCollect(ctx context.Context, cancel context.CancelFunc, e *Env, o WatchOptions, keys []string, name string,
+	run *watchRun, expected int64, createRec, putRec, eventRec *report.Recorder, wait func(), ebar Progress) (report.Output, error) {
 	pcfg := e.Cfg
 	pcfg.Total, pcfg.Duration, pcfg.Rate = o.PutTotal, 0, o.PutRate
 	pcfg.NewProgress = nil
@@ -212,7 +229,7 @@ func runWatch(ctx context.Context, e *Env, o WatchOptions, keys []string, name s
 	case <-ctx.Done():
 	}
 	cancel()
-	recvWG.Wait()
+	wait()
 	ebar.Finish()
 	eventRec.AddErrors(run.remaining.Load(), "watch event not received")
 	run.mu.Lock()
@@ -225,6 +242,11 @@ func runWatch(ctx context.Context, e *Env, o WatchOptions, keys []string, name s
 	s["put-total"] = strconv.Itoa(o.PutTotal)
 	s["put-rate"] = strconv.FormatFloat(o.PutRate, 'g', -1, 64)
 	s["prevkv"] = strconv.FormatBool(o.PrevKV)
+	if n := run.responses.Load(); n > 0 {
+		// How much the server batched: etcd and MetaStore put several revisions of a
+		// watcher that is behind in one response.
+		s["events-per-response"] = strconv.FormatFloat(float64(expected-run.remaining.Load())/float64(n), 'f', 1, 64)
+	}
 	if o.StalledStreams > 0 {
 		s["stalled-streams"] = strconv.Itoa(o.StalledStreams)
 	}
@@ -254,6 +276,7 @@ func (r *watchRun) receive(ch clientv3.WatchChan, rec *report.Recorder, bar Prog
 		// One lock per response, not per event: the client must not be what limits a
 		// fan-out of millions of events per second.
 		_ = rec.RecordLatencies(lat)
+		r.responses.Add(1)
 		r.mu.Lock()
 		if now.After(r.lastEvent) {
 			r.lastEvent = now
