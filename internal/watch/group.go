@@ -191,6 +191,14 @@ func (g *group) delete(w *watcher) {
 
 func (g *group) size() int { return g.n }
 
+// mayWant reports whether a watcher of the group watches key.
+func (g *group) mayWant(key []byte) bool {
+	if g.keys[string(key)] != nil {
+		return true
+	}
+	return g.ranges.n > 0 && g.ranges.any(key)
+}
+
 // matching calls fn once for each watcher that may want one of evs (its range holds
 // one of their keys). fn may delete the watcher it is given from the group.
 func (g *group) matching(evs []*mvccpb.Event, fn func(w *watcher)) {

@@ -223,7 +223,9 @@ func (h *Hub) deliverNew() bool {
 		cur int64
 		evs []*mvccpb.Event
 	)
-	err := v.Changes(h.rev+1, to, func(ev *mvccpb.Event) error {
+	// Only the keys some synced watcher watches are read: the others cost the walk
+	// of the revision log alone (a member with many idle watchers writes as fast).
+	err := v.ChangesOf(h.rev+1, to, h.synced.mayWant, func(ev *mvccpb.Event) error {
 		if r := ev.Kv.ModRevision; r != cur {
 			h.notifySynced(cur, evs)
 			cur, evs = r, nil
