@@ -10,16 +10,16 @@
 //
 // Groups. A synced watcher has received every matching event up to the hub's revision
 // (watchers of one key are found by the key, range watchers in an interval tree): it
-// gets new revisions as they are read, one response per revision. A watcher that
-// starts in the past, or whose stream's buffer was full when a revision was for it,
-// is unsynced: the hub catches it up from the revision log, one chunk (at most
-// maxRevsPerChunk revisions and about maxChunkBytes of events, never splitting a
-// revision) per pass, each chunk read once for all the watchers it starts in, and
-// moves it back to synced when it has what the store had. A stream that does not read
-// thus costs its buffer (streamBufLen responses) and a position per watcher, never a
-// queue or a store read, and never delays another stream: sends are non-blocking. A
-// watcher still catching up when compaction passes its next revision is canceled with
-// compact_revision set, as etcd.
+// gets new revisions as they are read, one response per revision, unless its stream
+// is busy (streamBusyLen responses queued). A watcher that starts in the past, or whose
+// stream was busy or full when a revision was for it, is unsynced: the hub catches it
+// up from the revision log, one chunk (at most maxRevsPerChunk revisions and about
+// maxChunkBytes of events, never splitting a revision) per pass, each chunk read once
+// for all the watchers it starts in, and moves it back to synced when it has what the
+// store had. A stream that does not read thus costs its buffer (streamBufLen responses)
+// and a position per watcher, never a queue or a store read, and never delays another
+// stream: sends are non-blocking. A watcher still catching up when compaction passes
+// its next revision is canceled with compact_revision set, as etcd.
 //
 // It must not know about gRPC, Raft or the server: grpcapi drives a Stream, the server
 // calls Notify (wired by cmd), and it reads the store only through mvcc's read views.

@@ -10,7 +10,9 @@ import (
 // for its watchers is queued, in order, on one channel of streamBufLen responses
 // (Chan): events (WatchId, Events, Header.Revision), a compaction (CompactRevision
 // set: the watcher is then done) and progress (no events; WatchId -1 for
-// RequestProgressAll). The caller fills the rest of the header.
+// RequestProgressAll). The caller fills the rest of the header in a header of its own:
+// responses, their headers and their events slices are shared by many watchers and
+// must not be written.
 //
 // Its methods are safe for concurrent use; Close must be called when the client
 // stream ends.
