@@ -288,27 +288,48 @@ func (sws *serverWatchStream) sendLoop() {
 	pending := make(map[int64][]*pb.WatchResponse)
 	ticker := time.NewTicker(sws.srv.progress + jitter(sws.srv.progress))
 	defer ticker.Stop()
+	var drain []*pb.WatchResponse
+	enc := newEventEncoder()
 	for {
 		select {
 		case hr, ok := <-sws.ws.Chan():
 			if !ok {
 				return
 			}
-			wr := &pb.WatchResponse{
-				Header:          sws.header(hr.GetHeader().GetRevision()),
-				WatchId:         hr.WatchId,
-				Events:          hr.Events,
-				CompactRevision: hr.CompactRevision,
-				Canceled:        hr.CompactRevision != 0,
+			// Take what else is queued, to send it batched (watch_batch.go).
+			rs := append(drain[:0], hr)
+			closed := false
+		take:
+			for len(rs) < maxBatchResponses {
+				select {
+				case hr, ok := <-sws.ws.Chan():
+					if !ok {
+						closed = true
+						break take
+					}
+					rs = append(rs, hr)
+				default:
+					break take
+				}
 			}
-			if wr.WatchId != invalidWatchID && sws.isCanceled(wr.WatchId) {
-				continue
+			ready := rs[:0]
+			for _, hr := range rs {
+				id := hr.WatchId
+				if id != invalidWatchID && sws.isCanceled(id) {
+					continue
+				}
+				if id != invalidWatchID && !created[id] {
+					pending[id] = append(pending[id], sws.toClient(hr))
+					continue
+				}
+				ready = append(ready, hr)
 			}
-			if wr.WatchId != invalidWatchID && !created[wr.WatchId] {
-				pending[wr.WatchId] = append(pending[wr.WatchId], wr)
-				continue
+			if !sws.sendBatch(ready, enc) {
+				return
 			}
-			if !sws.sendEvents(wr) {
+			clear(rs)
+			drain = rs[:0]
+			if closed {
 				return
 			}
 		case c, ok := <-sws.ctrl:
@@ -375,13 +396,18 @@ func (sws *serverWatchStream) sendEvents(wr *pb.WatchResponse) bool {
 		return false
 	}
 	if len(wr.Events) > 0 {
-		sws.mu.Lock()
-		if _, ok := sws.progress[wr.WatchId]; ok {
-			sws.progress[wr.WatchId] = false
-		}
-		sws.mu.Unlock()
+		sws.sentEvents(wr.WatchId)
 	}
 	return true
+}
+
+// sentEvents marks watcher id as not quiet for progress notifications.
+func (sws *serverWatchStream) sentEvents(id int64) {
+	sws.mu.Lock()
+	if _, ok := sws.progress[id]; ok {
+		sws.progress[id] = false
+	}
+	sws.mu.Unlock()
 }
 
 // sendFragments splits wr, when it is at least maxBytes and has two events or more,

@@ -268,6 +268,9 @@ type ReadCloser interface {
 	// compacted revision, ErrFutureRev if toRev > the view's revision. An error from fn
 	// stops the walk and is returned.
 	Changes(fromRev, toRev int64, fn func(ev *mvccpb.Event) error) error
+	// ChangesOf is Changes for the keys want accepts (nil: every key): the other
+	// changes are skipped without reading their versions.
+	ChangesOf(fromRev, toRev int64, want func(key []byte) bool, fn func(ev *mvccpb.Event) error) error
 	Close()
 }
 

@@ -10,6 +10,10 @@ import (
 
 // Changes implements ReadCloser.Changes by walking the revision log.
 func (v *view) Changes(fromRev, toRev int64, fn func(ev *mvccpb.Event) error) error {
+	return v.ChangesOf(fromRev, toRev, nil, fn)
+}
+
+func (v *view) ChangesOf(fromRev, toRev int64, want func(key []byte) bool, fn func(ev *mvccpb.Event) error) error {
 	if v.snap == nil {
 		return errViewClosed
 	}
@@ -55,6 +59,9 @@ func (v *view) Changes(fromRev, toRev int64, fn func(ev *mvccpb.Event) error) er
 		key, tombstone, err := decodeRevLog(logIt.Value())
 		if err != nil {
 			return err
+		}
+		if want != nil && !want(key) {
+			continue
 		}
 		vk := storage.VersionKey(key, main, sub)
 		prefix := vk[:len(vk)-16]

@@ -54,13 +54,19 @@ func (w *watcher) contains(key []byte) bool {
 
 // events is a run of events shared by every watcher they are offered to, with their
 // copies without PrevKv made once, when a watcher that did not ask for prev_kv first
-// needs one.
+// needs one. Watchers that want every event share one slice (all, or allBare), so the
+// fan-out of a revision allocates no slice per watcher; those slices are never
+// written after they are made (receivers must copy before they append).
 type events struct {
-	evs  []*mvccpb.Event
-	bare []*mvccpb.Event
+	evs     []*mvccpb.Event
+	bare    []*mvccpb.Event
+	allBare []*mvccpb.Event
+	// header is shared by the responses of one revision (synced delivery); nil for a
+	// catch-up chunk.
+	header *pb.ResponseHeader
 }
 
-func newEvents(evs []*mvccpb.Event) *events { return &events{evs: evs} }
+func newEvents(evs []*mvccpb.Event) *events { return &events{evs: slices.Clip(evs)} }
 
 // bareAt is evs[i] without PrevKv. The events themselves are never changed.
 func (e *events) bareAt(i int) *mvccpb.Event {
@@ -77,20 +83,51 @@ func (e *events) bareAt(i int) *mvccpb.Event {
 	return e.bare[i]
 }
 
+// all is every event, with PrevKv if prevKV, as one shared slice.
+func (e *events) all(prevKV bool) []*mvccpb.Event {
+	if prevKV {
+		return e.evs
+	}
+	if e.allBare == nil {
+		e.allBare = make([]*mvccpb.Event, len(e.evs))
+		for i := range e.evs {
+			e.allBare[i] = e.bareAt(i)
+		}
+	}
+	return e.allBare
+}
+
 // filter returns the events this watcher sends: in its range, at or above minRev, not
-// filtered out, without PrevKv unless asked.
+// filtered out, without PrevKv unless asked. When it wants them all, the slice is the
+// shared one (e.all).
 func (w *watcher) filter(e *events) []*mvccpb.Event {
 	var out []*mvccpb.Event
 	for i, ev := range e.evs {
 		if !w.wants(ev) {
+			if out == nil {
+				out = make([]*mvccpb.Event, 0, len(e.evs)-1)
+				for j := range i {
+					out = append(out, w.variant(e, j))
+				}
+			}
 			continue
 		}
-		if !w.prevKV {
-			ev = e.bareAt(i)
+		if out != nil {
+			out = append(out, w.variant(e, i))
 		}
-		out = append(out, ev)
+	}
+	if out == nil {
+		return e.all(w.prevKV)
 	}
 	return out
+}
+
+// variant is e.evs[i] as this watcher sends it (with PrevKv or not).
+func (w *watcher) variant(e *events, i int) *mvccpb.Event {
+	if w.prevKV {
+		return e.evs[i]
+	}
+	return e.bareAt(i)
 }
 
 // wants reports whether the watcher sends ev.
@@ -153,6 +190,14 @@ func (g *group) delete(w *watcher) {
 }
 
 func (g *group) size() int { return g.n }
+
+// mayWant reports whether a watcher of the group watches key.
+func (g *group) mayWant(key []byte) bool {
+	if g.keys[string(key)] != nil {
+		return true
+	}
+	return g.ranges.n > 0 && g.ranges.any(key)
+}
 
 // matching calls fn once for each watcher that may want one of evs (its range holds
 // one of their keys). fn may delete the watcher it is given from the group.

@@ -119,6 +119,9 @@ func TestIntervalsAgreeWithAScan(t *testing.T) {
 			if !slices.Equal(got, want) {
 				t.Fatalf("step %d: stab(%q) = %v, want %v", step, k, got, want)
 			}
+			if tree.any(k) != (len(want) > 0) {
+				t.Fatalf("step %d: any(%q) = %v with %d ranges holding it", step, k, tree.any(k), len(want))
+			}
 		}
 		if tree.n != len(all) {
 			t.Fatalf("step %d: tree holds %d, want %d", step, tree.n, len(all))

@@ -10,16 +10,16 @@
 //
 // Groups. A synced watcher has received every matching event up to the hub's revision
 // (watchers of one key are found by the key, range watchers in an interval tree): it
-// gets new revisions as they are read, one response per revision. A watcher that
-// starts in the past, or whose stream's buffer was full when a revision was for it,
-// is unsynced: the hub catches it up from the revision log, one chunk (at most
-// maxRevsPerChunk revisions and about maxChunkBytes of events, never splitting a
-// revision) per pass, each chunk read once for all the watchers it starts in, and
-// moves it back to synced when it has what the store had. A stream that does not read
-// thus costs its buffer (streamBufLen responses) and a position per watcher, never a
-// queue or a store read, and never delays another stream: sends are non-blocking. A
-// watcher still catching up when compaction passes its next revision is canceled with
-// compact_revision set, as etcd.
+// gets new revisions as they are read, one response per revision, unless its stream
+// is busy (streamBusyLen responses queued). A watcher that starts in the past, or whose
+// stream was busy or full when a revision was for it, is unsynced: the hub catches it
+// up from the revision log, one chunk (at most maxRevsPerChunk revisions and about
+// maxChunkBytes of events, never splitting a revision) per pass, each chunk read once
+// for all the watchers it starts in, and moves it back to synced when it has what the
+// store had. A stream that does not read thus costs its buffer (streamBufLen responses)
+// and a position per watcher, never a queue or a store read, and never delays another
+// stream: sends are non-blocking. A watcher still catching up when compaction passes
+// its next revision is canceled with compact_revision set, as etcd.
 //
 // It must not know about gRPC, Raft or the server: grpcapi drives a Stream, the server
 // calls Notify (wired by cmd), and it reads the store only through mvcc's read views.
@@ -53,6 +53,13 @@ const (
 	// about the most event bytes they hold (one response alone may pass it).
 	streamBufLen   = 1024
 	maxStreamBytes = 16 << 20
+	// streamBusyLen: a stream with this many responses queued is behind. A synced
+	// watcher of a busy stream is not sent a revision alone but moves to unsynced, and
+	// unsynced watchers of a busy stream wait: once the stream has drained below it,
+	// each is caught up with every revision it missed in one response (etcd batches
+	// its slow watchers the same way). So the busier a stream, the more revisions per
+	// response, and the fewer messages to send and to receive per event.
+	streamBusyLen = 128
 	// maxRevsPerChunk bounds the revisions one catch-up response covers (etcd's
 	// watchBatchMaxRevs); maxChunkBytes bounds its events' size (a whole revision is
 	// never split, so a chunk may pass it by one revision).
@@ -216,7 +223,9 @@ func (h *Hub) deliverNew() bool {
 		cur int64
 		evs []*mvccpb.Event
 	)
-	err := v.Changes(h.rev+1, to, func(ev *mvccpb.Event) error {
+	// Only the keys some synced watcher watches are read: the others cost the walk
+	// of the revision log alone (a member with many idle watchers writes as fast).
+	err := v.ChangesOf(h.rev+1, to, h.synced.mayWant, func(ev *mvccpb.Event) error {
 		if r := ev.Kv.ModRevision; r != cur {
 			h.notifySynced(cur, evs)
 			cur, evs = r, nil
@@ -252,6 +261,7 @@ func (h *Hub) notifySynced(rev int64, evs []*mvccpb.Event) {
 		return
 	}
 	shared := newEvents(evs)
+	shared.header = &pb.ResponseHeader{Revision: rev}
 	h.synced.matching(evs, func(w *watcher) {
 		if w.minRev > rev {
 			return
@@ -261,7 +271,12 @@ func (h *Hub) notifySynced(rev int64, evs []*mvccpb.Event) {
 			w.minRev = rev + 1
 			return
 		}
-		if !w.trySend(&pb.WatchResponse{Header: &pb.ResponseHeader{Revision: rev}, WatchId: w.id, Events: out}) {
+		if w.stream.busy() {
+			w.minRev = rev
+			h.moveToUnsynced(w)
+			return
+		}
+		if !w.trySend(&pb.WatchResponse{Header: shared.header, WatchId: w.id, Events: out}) {
 			w.minRev = rev
 			h.moveToUnsynced(w)
 			return

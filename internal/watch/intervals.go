@@ -155,6 +155,30 @@ func stabNode(n *inode, key []byte, out []*watcher) []*watcher {
 	return out
 }
 
+// any reports whether some watcher's range holds key.
+func (t *intervals) any(key []byte) bool {
+	return anyNode(t.root, key)
+}
+
+func anyNode(n *inode, key []byte) bool {
+	for n != nil {
+		if !n.maxInf && bytes.Compare(key, n.maxEnd) >= 0 {
+			return false
+		}
+		if anyNode(n.left, key) {
+			return true
+		}
+		if bytes.Compare(n.w.key, key) > 0 {
+			return false
+		}
+		if n.w.contains(key) {
+			return true
+		}
+		n = n.right
+	}
+	return false
+}
+
 // each calls fn for every watcher in the tree, which fn must not change.
 func (t *intervals) each(fn func(w *watcher)) {
 	var walk func(n *inode)

@@ -10,7 +10,9 @@ import (
 // for its watchers is queued, in order, on one channel of streamBufLen responses
 // (Chan): events (WatchId, Events, Header.Revision), a compaction (CompactRevision
 // set: the watcher is then done) and progress (no events; WatchId -1 for
-// RequestProgressAll). The caller fills the rest of the header.
+// RequestProgressAll). The caller fills the rest of the header in a header of its own:
+// responses, their headers and their events slices are shared by many watchers and
+// must not be written.
 //
 // Its methods are safe for concurrent use; Close must be called when the client
 // stream ends.
@@ -55,6 +57,13 @@ func (s *Stream) Chan() <-chan *pb.WatchResponse { return s.ch }
 func (s *Stream) full() bool {
 	s.reclaim()
 	return len(s.ch) == cap(s.ch) || s.queuedBytes >= maxStreamBytes
+}
+
+// busy reports whether the stream is behind (streamBusyLen responses queued, or the
+// stream is full): its watchers then get their revisions batched by the catch-up.
+// Called with Hub.mu held.
+func (s *Stream) busy() bool {
+	return s.full() || len(s.ch) >= streamBusyLen
 }
 
 // offer queues resp without blocking; false if the stream is full, or if resp's events

@@ -37,9 +37,10 @@ func (h *Hub) catchUp() bool {
 		case len(ready) == maxWatchersPerSync:
 			keep = append(keep, w)
 			more = true
-		case w.stream.full():
-			// Reading history it cannot take yet would be wasted: a stream that
-			// does not read costs no store reads either.
+		case w.stream.busy():
+			// Reading history it cannot take yet would be wasted (a stream that does
+			// not read costs no store reads either), and waiting until the stream
+			// has drained batches more revisions into its next response.
 			keep = append(keep, w)
 		default:
 			ready = append(ready, w)

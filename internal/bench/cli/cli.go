@@ -102,7 +102,7 @@ latency histogram, as text or as JSON (--json).`,
 
 	for _, mk := range []func(*globals, Options) *cobra.Command{
 		putCommand, rangeCommand, txnPutCommand, txnMixedCommand, watchCommand,
-		watchLatencyCommand, leaseKeepaliveCommand, loadCommand, listCommand, k8sCommand,
+		watchLatencyCommand, watchIdleCommand, leaseKeepaliveCommand, loadCommand, listCommand, k8sCommand,
 	} {
 		root.AddCommand(mk(g, o))
 	}
@@ -208,6 +208,8 @@ func Execute(ctx context.Context, p Plan) (report.Output, error) {
 			return workload.WatchLatency(ctx, e, opts)
 		}
 		return workload.Watch(ctx, e, opts)
+	case workload.IdleOptions:
+		return workload.WatchIdle(ctx, e, opts)
 	case nil:
 		return workload.LeaseKeepalive(ctx, e)
 	}

@@ -45,7 +45,7 @@ func TestPutFlagsLikeEtcdBenchmark(t *testing.T) {
 		!c.SequentialKeys || c.Rate != 200 {
 		t.Errorf("config = %+v", c)
 	}
-	if p.Options != (workload.PutOptions{Prefix: "/p/"}) {
+	if p.Options != (workload.PutOptions{Prefix: "/p/", Idle: workload.IdleOptions{WatchersPerStr: 100}}) {
 		t.Errorf("options = %#v", p.Options)
 	}
 }

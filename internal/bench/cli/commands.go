@@ -67,6 +67,8 @@ func putCommand(g *globals, o Options) *cobra.Command {
 	cmd := &cobra.Command{Use: "put", Short: "Benchmark put", Args: cobra.NoArgs}
 	l.register(cmd.Flags(), etcdDefaults)
 	cmd.Flags().StringVar(&opts.Prefix, "prefix", "", "Prefix for keys")
+	cmd.Flags().IntVar(&opts.Idle.Streams, "idle-watch-streams", 0, "Watch streams held open during the puts, watching a key no put writes")
+	cmd.Flags().IntVar(&opts.Idle.WatchersPerStr, "idle-watchers-per-stream", 100, "Idle watchers on each of --idle-watch-streams")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		cfg, err := l.config(g)
 		if err != nil {
@@ -168,6 +170,28 @@ func watchFlags(fs *pflag.FlagSet, opts *workload.WatchOptions, perStreamName st
 	fs.Float64Var(&opts.PutRate, "put-rate", float64(putRate), "Number of keys to put per second (0 is no limit)")
 	fs.BoolVar(&opts.PrevKV, "prevkv", false, "PrevKV enabled on watch requests")
 	fs.DurationVar(&opts.EventTimeout, "event-timeout", 30*time.Second, "How long to wait for the last events after the last put")
+	fs.IntVar(&opts.StalledStreams, "stalled-streams", 0, "More streams of as many watchers that never read once their watches are created")
+	fs.BoolVar(&opts.Raw, "raw", false, "Watch on the raw gRPC API, one reading goroutine per stream (not clientv3)")
+}
+
+func watchIdleCommand(g *globals, o Options) *cobra.Command {
+	var opts workload.IdleOptions
+	cmd := &cobra.Command{Use: "watch-idle", Short: "Hold idle watchers open (to measure the server's memory per watcher)", Args: cobra.NoArgs,
+		Long: `Opens --streams x --watchers-per-stream watches of a key nothing writes, holds them for
+--hold, then closes them.`}
+	cmd.Flags().IntVar(&opts.Streams, "streams", 100, "Total watch streams")
+	cmd.Flags().IntVar(&opts.WatchersPerStr, "watchers-per-stream", 100, "Total watchers per stream")
+	cmd.Flags().DurationVar(&opts.Hold, "hold", 10*time.Second, "How long to hold the watches open")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		cfg, err := g.baseConfig()
+		if err != nil {
+			return err
+		}
+		cfg.Total = opts.Streams * opts.WatchersPerStr // what it counts: watches
+		cfg.KeySpaceSize, cfg.KeySize = 1, 1           // unused
+		return run(cmd, o, g, Plan{Workload: "watch-idle", Config: cfg, Options: opts})
+	}
+	return cmd
 }
 
 func watchCommand(g *globals, o Options) *cobra.Command {

@@ -100,6 +100,20 @@ func (r *Recorder) RecordLatency(d time.Duration) error {
 	return r.recordLocked(d)
 }
 
+// RecordLatencies is RecordLatency for each of ds, under one lock; the first error is
+// returned (every latency is recorded).
+func (r *Recorder) RecordLatencies(ds []time.Duration) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var first error
+	for _, d := range ds {
+		if err := r.recordLocked(d); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
 // SetWindow sets the wall-clock window that throughput is computed over.
 func (r *Recorder) SetWindow(first, last time.Time) {
 	r.mu.Lock()

@@ -26,12 +26,20 @@ func randIntn(n int) int { return rand.IntN(n) }
 // PutOptions are the put workload's own settings.
 type PutOptions struct {
 	Prefix string // prepended to every key
+	// Idle watchers held open (and read) during the puts, on a key no put writes.
+	Idle IdleOptions
 }
 
 // Put writes cfg.Total keys of cfg.ValSize bytes, one Put per request.
 func Put(ctx context.Context, e *Env, o PutOptions) (report.Output, error) {
 	recs := newRecorders("put")
 	val := randomValue(e.Cfg.ValSize)
+	s := e.Cfg.settings()
+	closeIdle, err := withIdleWatchers(ctx, e, o.Idle, s)
+	if err != nil {
+		return report.Output{}, err
+	}
+	defer closeIdle()
 	e.run(ctx, recs, func(seq int) Op {
 		key := e.Cfg.keyOf(seq, o.Prefix)
 		return Op{Do: func(ctx context.Context, c *clientv3.Client, _ int) error {
@@ -39,7 +47,6 @@ func Put(ctx context.Context, e *Env, o PutOptions) (report.Output, error) {
 			return err
 		}}
 	})
-	s := e.Cfg.settings()
 	if o.Prefix != "" {
 		s["prefix"] = o.Prefix
 	}

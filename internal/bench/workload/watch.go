@@ -26,6 +26,15 @@ type WatchOptions struct {
 	PutTotal        int     // puts to the watched keys
 	PutRate         float64 // puts per second, 0 = no limit
 	PrevKV          bool    // ask for the previous value with each event
+	// StalledStreams more streams, of WatchersPerStr watches of the same keys each,
+	// are opened on the raw gRPC API and never read once their watches are created:
+	// they measure what a client that stops reading costs the others.
+	StalledStreams int
+	// Raw: the watches are made on the raw gRPC Watch API, each stream read by one
+	// goroutine, instead of through clientv3 (whose per-watcher goroutines and
+	// channels cost the client more than decoding the events): the figures then
+	// depend less on the benchmark client.
+	Raw bool
 	// EventTimeout bounds the wait for the last events after the last put.
 	EventTimeout time.Duration
 }
@@ -82,6 +91,7 @@ func WatchLatency(ctx context.Context, e *Env, o WatchOptions) (report.Output, e
 
 type watchRun struct {
 	remaining atomic.Int64 // events still expected
+	responses atomic.Int64 // responses with events received
 	done      chan struct{}
 	once      sync.Once
 	mu        sync.Mutex
@@ -102,6 +112,10 @@ func runWatch(ctx context.Context, e *Env, o WatchOptions, keys []string, name s
 	opts = append(opts, clientv3.WithCreatedNotify())
 	if o.PrevKV {
 		opts = append(opts, clientv3.WithPrevKV())
+	}
+
+	if o.Raw {
+		return runRawWatch(ctx, e, o, keys, name, createRec, putRec, eventRec)
 	}
 
 	// Phase 1: open the watches, each stream from its own goroutine.
@@ -158,6 +172,14 @@ func runWatch(ctx context.Context, e *Env, o WatchOptions, keys []string, name s
 		return report.Output{}, fmt.Errorf("workload: opening watches: %w", openErr)
 	}
 
+	if o.StalledStreams > 0 {
+		stalled, err := openRawWatches(wctx, e, o.StalledStreams, o.WatchersPerStr, keys, false, nil)
+		if err != nil {
+			return report.Output{}, err
+		}
+		defer stalled.close()
+	}
+
 	// Phase 2: receive events while putting.
 	watchersOf := map[string]int64{}
 	for _, w := range watches {
@@ -175,6 +197,13 @@ func runWatch(ctx context.Context, e *Env, o WatchOptions, keys []string, name s
 		recvWG.Go(func() { run.receive(w.ch, eventRec, ebar) })
 	}
 
+	return putAndCollect(ctx, cancel, e, o, keys, name, run, expected, createRec, putRec, eventRec, recvWG.Wait, ebar)
+}
+
+// putAndCollect makes the puts of a watch run, waits for the events (or the timeout),
+// stops the receivers (cancel, then wait) and builds the output.
+func putAndCollect(ctx context.Context, cancel context.CancelFunc, e *Env, o WatchOptions, keys []string, name string,
+	run *watchRun, expected int64, createRec, putRec, eventRec *report.Recorder, wait func(), ebar Progress) (report.Output, error) {
 	pcfg := e.Cfg
 	pcfg.Total, pcfg.Duration, pcfg.Rate = o.PutTotal, 0, o.PutRate
 	pcfg.NewProgress = nil
@@ -200,7 +229,7 @@ func runWatch(ctx context.Context, e *Env, o WatchOptions, keys []string, name s
 	case <-ctx.Done():
 	}
 	cancel()
-	recvWG.Wait()
+	wait()
 	ebar.Finish()
 	eventRec.AddErrors(run.remaining.Load(), "watch event not received")
 	run.mu.Lock()
@@ -213,6 +242,14 @@ func runWatch(ctx context.Context, e *Env, o WatchOptions, keys []string, name s
 	s["put-total"] = strconv.Itoa(o.PutTotal)
 	s["put-rate"] = strconv.FormatFloat(o.PutRate, 'g', -1, 64)
 	s["prevkv"] = strconv.FormatBool(o.PrevKV)
+	if n := run.responses.Load(); n > 0 {
+		// How much the server batched: etcd and MetaStore put several revisions of a
+		// watcher that is behind in one response.
+		s["events-per-response"] = strconv.FormatFloat(float64(expected-run.remaining.Load())/float64(n), 'f', 1, 64)
+	}
+	if o.StalledStreams > 0 {
+		s["stalled-streams"] = strconv.Itoa(o.StalledStreams)
+	}
 	delete(s, "total")
 	delete(s, "rate")
 	return report.Output{Workload: name, Settings: s,
@@ -222,22 +259,31 @@ func runWatch(ctx context.Context, e *Env, o WatchOptions, keys []string, name s
 // receive records the delivery delay of every event on ch until all expected events have
 // arrived or the watch is cancelled.
 func (r *watchRun) receive(ch clientv3.WatchChan, rec *report.Recorder, bar Progress) {
+	var lat []time.Duration
 	for resp := range ch {
 		now := time.Now()
+		lat = lat[:0]
 		for _, ev := range resp.Events {
 			if len(ev.Kv.Value) >= stampLen {
 				sent := time.Unix(0, int64(binary.BigEndian.Uint64(ev.Kv.Value[:stampLen])))
-				_ = rec.RecordLatency(now.Sub(sent))
+				lat = append(lat, now.Sub(sent))
 			}
 			bar.Increment()
-			r.mu.Lock()
-			if now.After(r.lastEvent) {
-				r.lastEvent = now
-			}
-			r.mu.Unlock()
-			if r.remaining.Add(-1) == 0 {
-				r.once.Do(func() { close(r.done) })
-			}
+		}
+		if len(resp.Events) == 0 {
+			continue
+		}
+		// One lock per response, not per event: the client must not be what limits a
+		// fan-out of millions of events per second.
+		_ = rec.RecordLatencies(lat)
+		r.responses.Add(1)
+		r.mu.Lock()
+		if now.After(r.lastEvent) {
+			r.lastEvent = now
+		}
+		r.mu.Unlock()
+		if r.remaining.Add(-int64(len(resp.Events))) == 0 {
+			r.once.Do(func() { close(r.done) })
 		}
 	}
 }
