@@ -289,6 +289,7 @@ func peerHandler(tr http.Handler, srv *server.Server) http.Handler {
 	mux.Handle("/", tr)
 	mux.Handle(server.PathLeases, srv.LeaseHandler())
 	mux.Handle(server.PathLeaseInternal, srv.LeaseHandler())
+	mux.Handle(server.PathLeaseBatch, srv.LeaseHandler())
 	return mux
 }
 

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
-	"go.etcd.io/raft/v3"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 
@@ -189,6 +188,7 @@ func (s *Server) checkpointLeases(primary func() bool) {
 // promoted (runLessor's Promote listing the old table) is stopped, and the loop
 // promotes it again from the new table.
 func (s *Server) leasesReloaded() {
+	s.invalidateLeaderURLs()
 	if s.lessor.Reset() {
 		s.lessor.Promote()
 	}
@@ -264,33 +264,66 @@ func (s *Server) retryLease(ctx context.Context, err error) bool {
 	}
 }
 
-// renewLocal renews on this member's lessor. A renewed lease whose remaining TTL was
-// checkpointed has the checkpoint reset (remaining 0: the whole TTL) through Raft before
-// the answer, so no later leader gives it less than the TTL just promised.
+// renewLocal renews on this member's lessor (renewLocalMany of one lease).
 func (s *Server) renewLocal(ctx context.Context, id int64) (int64, error) {
-	ttl, needCP, err := s.lessor.Renew(id)
-	if errors.Is(err, lessor.ErrLeaseNotFound) && !s.app.Leases().Exists(id) {
-		// It may be granted by an entry not applied here yet (etcd's FastLeaseKeepAlive).
-		if werr := s.waitApplied(ctx); werr != nil {
-			return -1, werr
+	r := s.renewLocalMany(ctx, []int64{id})[0]
+	return r.ttl, r.err
+}
+
+// renewLocalMany renews leases on this member's lessor. A renewed lease whose remaining
+// TTL was checkpointed has the checkpoint reset (remaining 0: the whole TTL) through
+// Raft before the answer, so no later leader gives it less than the TTL just promised;
+// the resets of one call share the proposals of the cpResetter.
+func (s *Server) renewLocalMany(ctx context.Context, ids []int64) []fwdResult {
+	out := make([]fwdResult, len(ids))
+	var needCP, retry []int
+	for i, id := range ids {
+		ttl, cp, err := s.lessor.Renew(id)
+		if errors.Is(err, lessor.ErrLeaseNotFound) && !s.app.Leases().Exists(id) {
+			retry = append(retry, i)
+			continue
 		}
-		ttl, needCP, err = s.lessor.Renew(id)
+		out[i] = fwdResult{ttl, err}
+		if err == nil && cp {
+			needCP = append(needCP, i)
+		}
 	}
-	switch {
-	case errors.Is(err, lessor.ErrNotPrimary):
-		return -1, ErrNotPrimary
-	case err != nil:
-		return -1, err
-	}
-	if needCP {
-		cp := &pb.InternalRaftRequest{LeaseCheckpoint: &pb.LeaseCheckpointRequest{}}
-		if s.checkCapable(cp) == nil {
-			if err := s.resetCheckpoint(ctx, id); err != nil {
-				return -1, err
+	if len(retry) > 0 {
+		// They may be granted by an entry not applied here yet (etcd's FastLeaseKeepAlive).
+		werr := s.waitApplied(ctx)
+		for _, i := range retry {
+			if werr != nil {
+				out[i] = fwdResult{-1, werr}
+				continue
+			}
+			ttl, cp, err := s.lessor.Renew(ids[i])
+			out[i] = fwdResult{ttl, err}
+			if err == nil && cp {
+				needCP = append(needCP, i)
 			}
 		}
 	}
-	return ttl, nil
+	for i := range out {
+		if errors.Is(out[i].err, lessor.ErrNotPrimary) {
+			out[i] = fwdResult{-1, ErrNotPrimary}
+		} else if out[i].err != nil {
+			out[i].ttl = -1
+		}
+	}
+	if len(needCP) > 0 && s.checkCapable(&pb.InternalRaftRequest{LeaseCheckpoint: &pb.LeaseCheckpointRequest{}}) == nil {
+		var wg sync.WaitGroup
+		for _, i := range needCP {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := s.resetCheckpoint(ctx, ids[i]); err != nil {
+					out[i] = fwdResult{-1, err}
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	return out
 }
 
 // waitApplied waits until this member applied what is committed now.
@@ -357,23 +390,6 @@ func (s *Server) LeaseLeases(ctx context.Context) (*pb.LeaseLeasesResponse, erro
 		resp.Leases[i] = &pb.LeaseStatus{ID: in.ID}
 	}
 	return resp, nil
-}
-
-// leaderPeerURLs returns the peer URLs of the leader this member knows.
-func (s *Server) leaderPeerURLs() ([]string, error) {
-	id := s.node.Leader()
-	if id == raft.None {
-		return nil, ErrNoLeader
-	}
-	cl, err := s.app.Members()
-	if err != nil {
-		return nil, errLeaderUnreachable
-	}
-	m := cl.Member(id)
-	if m == nil || len(m.PeerURLs) == 0 {
-		return nil, errLeaderUnreachable
-	}
-	return m.PeerURLs, nil
 }
 
 // cpResetter resets the checkpoints of renewed leases (remaining 0: the whole TTL)
