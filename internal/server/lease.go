@@ -99,8 +99,10 @@ func (s *Server) runLessor() {
 			cancel()
 			if err == nil && s.isLeader() && s.node.Term() == at {
 				term = at
+				start := time.Now()
 				s.lessor.Promote()
-				s.lg.Info("lessor promoted", zap.Int("leases", s.lessor.Len()), zap.Uint64("term", term))
+				s.lg.Info("lessor promoted", zap.Int("leases", s.lessor.Len()), zap.Uint64("term", term),
+					zap.Duration("took", time.Since(start)))
 			}
 		case leader:
 			primary := func() bool { return s.isLeader() && s.node.Term() == term }
