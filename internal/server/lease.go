@@ -238,8 +238,23 @@ func (s *Server) LeaseRevoke(ctx context.Context, r *pb.LeaseRevokeRequest) (_ *
 // follower by asking the leader. ErrLeaseNotFound for an unknown or expired lease.
 func (s *Server) LeaseRenew(ctx context.Context, id int64) (_ int64, err error) {
 	defer translate(&err)
-	cctx, cancel := context.WithTimeout(ctx, s.reqTimeout())
+	start := timeNow()
+	var firstErr error
+	if !s.isLeader() {
+		// A follower's first try starts no timer (one per renewal otherwise):
+		// renewRemote answers within the request timeout by itself.
+		ttl, err := s.renewRemote(ctx, id)
+		if err == nil || errors.Is(err, lease.ErrLeaseNotFound) || ctx.Err() != nil || !retryableLeaseErr(err) {
+			return ttl, err
+		}
+		firstErr = err
+	}
+	// The retries share the deadline the first try started under.
+	cctx, cancel := context.WithDeadline(ctx, start.Add(s.reqTimeout()))
 	defer cancel()
+	if firstErr != nil && !s.retryLease(cctx, firstErr) {
+		return -1, firstErr
+	}
 	for {
 		var ttl int64
 		if s.isLeader() {
@@ -256,7 +271,7 @@ func (s *Server) LeaseRenew(ctx context.Context, id int64) (_ int64, err error) 
 // retryLease waits a little before another try after err (no leader yet, a leader not
 // promoted yet, a leader that changed), false when the context or the server ended.
 func (s *Server) retryLease(ctx context.Context, err error) bool {
-	if !errors.Is(err, ErrNotPrimary) && !errors.Is(err, ErrNoLeader) && !errors.Is(err, errLeaderUnreachable) {
+	if !retryableLeaseErr(err) {
 		return false
 	}
 	select {
@@ -267,6 +282,12 @@ func (s *Server) retryLease(ctx context.Context, err error) bool {
 	case <-s.stopping:
 		return false
 	}
+}
+
+// retryableLeaseErr: err may pass with another try (no leader yet, a leader not
+// promoted yet, a leader that changed or did not answer).
+func retryableLeaseErr(err error) bool {
+	return errors.Is(err, ErrNotPrimary) || errors.Is(err, ErrNoLeader) || errors.Is(err, errLeaderUnreachable)
 }
 
 // renewLocal renews on this member's lessor (renewLocalMany of one lease).

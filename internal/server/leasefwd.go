@@ -42,6 +42,10 @@ type fwdResult struct {
 	err error
 }
 
+// fwdChans recycles the answer channels of forwarded renewals (one per renewal
+// otherwise). A channel is put back only once its one answer was received.
+var fwdChans = sync.Pool{New: func() any { return make(chan fwdResult, 1) }}
+
 type fwdWaiter struct {
 	id int64
 	ch chan fwdResult
@@ -101,14 +105,21 @@ func (s *Server) leaderPeerURLs() ([]string, error) {
 
 // renewRemote renews lease id on the leader, in a batch with the renewals forwarded at
 // the same time.
+//
+// It answers within about the server's request timeout even when ctx has no deadline:
+// the batch carrying id has that timeout (forwardBatch), and so has the one-by-one
+// renewal of the fallback. LeaseRenew relies on this to start no timer of its own on
+// a follower's first try.
 func (s *Server) renewRemote(ctx context.Context, id int64) (int64, error) {
 	f := &s.leaseFwd
-	ch := make(chan fwdResult, 1)
 	f.mu.Lock()
 	if f.noBatch {
 		f.mu.Unlock()
-		return s.renewRemoteOne(ctx, id)
+		octx, ocancel := context.WithTimeout(ctx, s.reqTimeout())
+		defer ocancel()
+		return s.renewRemoteOne(octx, id)
 	}
+	ch := fwdChans.Get().(chan fwdResult)
 	f.pending = append(f.pending, fwdWaiter{id, ch})
 	if f.flights < leaseFwdFlights {
 		f.flights++
@@ -117,6 +128,9 @@ func (s *Server) renewRemote(ctx context.Context, id int64) (int64, error) {
 	f.mu.Unlock()
 	select {
 	case r := <-ch:
+		// Received, so nothing sends on ch again: it can serve another renewal. A
+		// channel left behind below gets its answer later and is dropped.
+		fwdChans.Put(ch)
 		return r.ttl, r.err
 	case <-ctx.Done():
 		return -1, s.parseProposeCtxErr(ctx.Err(), timeNow())
@@ -163,9 +177,12 @@ func (s *Server) forwardBatch(batch []fwdWaiter) {
 			f.mu.Lock()
 			f.noBatch = true
 			f.mu.Unlock()
+			// Each renewal gets its own timeout: ctx ends when this function returns.
 			for _, w := range batch {
 				go func() {
-					ttl, err := s.renewRemoteOne(ctx, w.id)
+					octx, ocancel := context.WithTimeout(context.Background(), s.reqTimeout())
+					defer ocancel()
+					ttl, err := s.renewRemoteOne(octx, w.id)
 					w.ch <- fwdResult{ttl, err}
 				}()
 			}
