@@ -30,7 +30,11 @@ import (
 const PathLeaseBatch = "/leases/batch"
 
 const (
-	leaseFwdFlights = 2
+	// One request in flight: the renewals that arrive meanwhile make the next batch.
+	// Against two, it halves the HTTP requests per renewal on both ends; with 16
+	// clients through one follower (8 s runs, 4 pairs, load 5-7) it gave 1.00, 1.17,
+	// 1.38 and 0.99 times the keep-alives/s of two.
+	leaseFwdFlights = 1
 	leaseFwdBatch   = 4096
 
 	ttlNotFound = -1
