@@ -74,6 +74,9 @@ var workloads = []workload{
 	{name: "lease-keepalive", series: []string{"lease-keepalive"}, args: func(o options) []string {
 		return []string{"lease-keepalive", "--total", itoa(o.total)}
 	}},
+	{name: "lease-grant", series: []string{"lease-grant"}, args: func(o options) []string {
+		return []string{"lease-grant", "--total", itoa(o.total)}
+	}},
 	{name: "list", series: []string{"list"}, args: func(o options) []string {
 		return []string{"list", "--prefix", "/compare/list1k/", "--keys", "1000", "--page-size", "500",
 			"--total", itoa(max(10, o.total/10))}

@@ -318,6 +318,7 @@ func peerHandler(tr http.Handler, srv *server.Server) http.Handler {
 	mux.Handle(server.PathLeases, srv.LeaseHandler())
 	mux.Handle(server.PathLeaseInternal, srv.LeaseHandler())
 	mux.Handle(server.PathHashKV, srv.HashKVHandler())
+	mux.Handle(server.PathLeaseBatch, srv.LeaseHandler())
 	return mux
 }
 

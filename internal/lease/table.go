@@ -53,7 +53,15 @@ type Listener interface {
 
 type entry struct {
 	ttl, remaining int64
-	keys           map[string]struct{}
+	keys           map[string]struct{} // nil until a key is attached: most leases have few or none
+}
+
+// attach records key as attached (the caller holds the table's lock or owns e alone).
+func (e *entry) attach(key string) {
+	if e.keys == nil {
+		e.keys = map[string]struct{}{}
+	}
+	e.keys[key] = struct{}{}
 }
 
 // Table is the lease table. Mutations (Grant, Revoke, Checkpoint, Attach, Detach,
@@ -110,7 +118,7 @@ func (t *Table) Reload(r storage.Reader) error {
 		if e == nil {
 			return fmt.Errorf("key %q attached to missing lease %x", key, id)
 		}
-		e.keys[string(key)] = struct{}{}
+		e.attach(string(key))
 		return nil
 	})
 	if err != nil {
@@ -154,7 +162,7 @@ func decodeRecord(v []byte) (*entry, error) {
 	if m <= 0 || n+m != len(v) {
 		return nil, errors.New("bad lease record")
 	}
-	return &entry{ttl: int64(ttl), remaining: rem, keys: map[string]struct{}{}}, nil
+	return &entry{ttl: int64(ttl), remaining: rem}, nil
 }
 
 // CheckGrant returns the error Grant would fail with, writing nothing.
@@ -181,7 +189,7 @@ func (t *Table) Grant(b storage.Batch, id, ttl int64) error {
 		return err
 	}
 	t.mu.Lock()
-	t.leases[id] = &entry{ttl: ttl, keys: map[string]struct{}{}}
+	t.leases[id] = &entry{ttl: ttl}
 	l := t.listener
 	t.mu.Unlock()
 	if l != nil {
@@ -253,7 +261,7 @@ func (t *Table) Attach(b storage.Batch, id int64, key []byte) error {
 		return err
 	}
 	t.mu.Lock()
-	e.keys[string(key)] = struct{}{}
+	e.attach(string(key))
 	t.mu.Unlock()
 	return nil
 }

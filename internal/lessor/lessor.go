@@ -9,9 +9,18 @@
 //
 // What a new leader continues from (Promote): each lease's last checkpointed remaining
 // TTL, or its whole TTL when none was checkpointed since the grant or the last
-// renewal. Checkpoints are taken at least every CheckpointInterval (and at least every
-// tenth of the lease's TTL), so a new leader gives a lease at least what remained and
-// at most that plus the checkpoint delay and the election time.
+// renewal. A new leader gives a lease at least what remained and at most that plus the
+// time since its last checkpoint (or renewal) and the election time.
+//
+// When a lease is checkpointed (renewalDelay): a lease not renewed since its grant,
+// or since its last checkpoint, every max(CheckpointInterval, TTL/10). A lease renewed
+// by a client at a steady period p (clientv3 renews every TTL/3) is first checkpointed
+// max(CheckpointInterval, TTL/10, min(2p, TTL/2)) after its last renewal: a client that
+// keeps renewing never has a checkpoint outstanding, so its renewals never wait for a
+// Raft round to reset one; a client that stopped has its lease checkpointed once it
+// missed its period, then every TTL/10 as above. So a lease costs Raft traffic only in
+// the last TTL/2 of its life or while nobody renews it: at most about 10 checkpoints
+// per TTL, and the server bounds the total per second on top.
 package lessor
 
 import (
@@ -71,6 +80,8 @@ type item struct {
 	id, ttl  int64
 	expiry   time.Time
 	nextCP   time.Time
+	renewed  time.Time     // last grant, renewal or promotion
+	period   time.Duration // the last gap between two of those
 	revoking bool
 	expIdx   int
 	cpIdx    int
@@ -142,7 +153,7 @@ func (l *Lessor) Promote() {
 		if rem <= 0 {
 			rem = in.TTL
 		}
-		it := &item{id: in.ID, ttl: in.TTL, expiry: now.Add(seconds(rem) + l.cfg.MinAfterPromote)}
+		it := &item{id: in.ID, ttl: in.TTL, expiry: now.Add(seconds(rem) + l.cfg.MinAfterPromote), renewed: now}
 		it.nextCP = now.Add(l.cpDelay(in.TTL))
 		leases[in.ID] = it
 		it.expIdx, it.cpIdx = len(exp), len(cp)
@@ -172,7 +183,14 @@ func (l *Lessor) Promote() {
 
 func (l *Lessor) newItem(id, ttl int64) *item {
 	now := l.cfg.Clock.Now()
-	return &item{id: id, ttl: ttl, expiry: now.Add(seconds(ttl)), nextCP: now.Add(l.cpDelay(ttl))}
+	return &item{id: id, ttl: ttl, expiry: now.Add(seconds(ttl)), nextCP: now.Add(l.cpDelay(ttl)), renewed: now}
+}
+
+// renewalDelay is how long after a renewal lease it is first checkpointed: past the
+// renewal its client is expected to send next (twice its last period, at most half
+// the TTL), and never sooner than cpDelay.
+func (l *Lessor) renewalDelay(it *item) time.Duration {
+	return max(l.cpDelay(it.ttl), min(2*it.period, seconds(it.ttl)/2))
 }
 
 // Demote drops every expiry: another member leads.
@@ -260,7 +278,8 @@ func (l *Lessor) Renew(id int64) (ttl int64, needCheckpoint bool, err error) {
 	}
 	it.expiry = now.Add(seconds(it.ttl))
 	heap.Fix(&l.exp, it.expIdx)
-	it.nextCP = now.Add(l.cpDelay(it.ttl))
+	it.period, it.renewed = now.Sub(it.renewed), now
+	it.nextCP = now.Add(l.renewalDelay(it))
 	heap.Fix(&l.cp, it.cpIdx)
 	if in, ok := l.src.Get(id); ok && in.Remaining > 0 {
 		needCheckpoint = true

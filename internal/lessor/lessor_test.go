@@ -242,3 +242,47 @@ func TestResetStopsAPromotionUnderWay(t *testing.T) {
 		t.Fatal("Reset of a primary lessor")
 	}
 }
+
+// TestSteadyRenewalsNeedNoCheckpoint: a lease its client renews every TTL/3 (as
+// clientv3 does) is, after its first period, never due for a checkpoint, so no renewal
+// waits for a Raft round;
+// once the client stops, the lease is checkpointed after twice its period, then every
+// tenth of its TTL.
+func TestSteadyRenewalsNeedNoCheckpoint(t *testing.T) {
+	l, c := setup(t, table{})
+	l.Promote()
+	l.Granted(1, 60) // first checkpoint due after 6s unless renewed
+	if _, _, err := l.Renew(1); err != nil {
+		t.Fatal(err)
+	}
+	// Its first period is not known yet: checkpointed every 6s meanwhile.
+	c.advance(20 * time.Second)
+	if got := l.DueCheckpoints(10); len(got) != 1 {
+		t.Fatalf("checkpoints in the first period = %v", got)
+	}
+	if _, _, err := l.Renew(1); err != nil {
+		t.Fatal(err)
+	}
+	for range 10 {
+		c.advance(20 * time.Second)
+		if got := l.DueCheckpoints(10); len(got) != 0 {
+			t.Fatalf("a steadily renewed lease is due for checkpoints %v", got)
+		}
+		if _, _, err := l.Renew(1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The client stops: checkpointed 30s (min(2*20s, 60s/2)) after its last renewal.
+	c.advance(29 * time.Second)
+	if got := l.DueCheckpoints(10); len(got) != 0 {
+		t.Fatalf("checkpointed before the missed renewal: %v", got)
+	}
+	c.advance(time.Second)
+	if got := l.DueCheckpoints(10); !slices.Equal(got, []Checkpoint{{ID: 1, Remaining: 30}}) {
+		t.Fatalf("checkpoints 30s after the last renewal = %v", got)
+	}
+	c.advance(6 * time.Second)
+	if got := l.DueCheckpoints(10); !slices.Equal(got, []Checkpoint{{ID: 1, Remaining: 24}}) {
+		t.Fatalf("checkpoints 36s after the last renewal = %v", got)
+	}
+}

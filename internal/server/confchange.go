@@ -105,6 +105,7 @@ func (s *Server) afterConfChange(c *apply.ConfChange) {
 		return
 	}
 	id := c.Member.ID
+	s.invalidateLeaderURLs()
 	switch c.Kind {
 	case apply.ConfChangeAdd, apply.ConfChangeUpdate:
 		if id != s.cfg.MemberID && s.cfg.Peers != nil {

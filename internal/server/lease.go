@@ -8,7 +8,6 @@ import (
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
-	"go.etcd.io/raft/v3"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 
@@ -34,8 +33,11 @@ const (
 	leaseRevokeBatch = 2048
 	// leaseCheckpointBatch is the most checkpoints in one LeaseCheckpoint request.
 	leaseCheckpointBatch = 1000
-	// leaseCheckpointRound bounds the checkpoints proposed per tick.
-	leaseCheckpointRound = 20 * leaseCheckpointBatch
+	// leaseCheckpointRound bounds the checkpoints proposed per tick: at most 20,000
+	// leases (20 LeaseCheckpoint proposals of about 16 KB) per second, whatever the
+	// number of leases. Beyond it checkpoints wait, most overdue first: a new leader
+	// then gives the leases concerned more (never less) than what remained.
+	leaseCheckpointRound = 2 * leaseCheckpointBatch
 )
 
 // Errors of the lease API, with etcd's messages.
@@ -97,8 +99,10 @@ func (s *Server) runLessor() {
 			cancel()
 			if err == nil && s.isLeader() && s.node.Term() == at {
 				term = at
+				start := time.Now()
 				s.lessor.Promote()
-				s.lg.Info("lessor promoted", zap.Int("leases", s.lessor.Len()), zap.Uint64("term", term))
+				s.lg.Info("lessor promoted", zap.Int("leases", s.lessor.Len()), zap.Uint64("term", term),
+					zap.Duration("took", time.Since(start)))
 			}
 		case leader:
 			primary := func() bool { return s.isLeader() && s.node.Term() == term }
@@ -189,6 +193,7 @@ func (s *Server) checkpointLeases(primary func() bool) {
 // promoted (runLessor's Promote listing the old table) is stopped, and the loop
 // promotes it again from the new table.
 func (s *Server) leasesReloaded() {
+	s.invalidateLeaderURLs()
 	if s.lessor.Reset() {
 		s.lessor.Promote()
 	}
@@ -233,8 +238,23 @@ func (s *Server) LeaseRevoke(ctx context.Context, r *pb.LeaseRevokeRequest) (_ *
 // follower by asking the leader. ErrLeaseNotFound for an unknown or expired lease.
 func (s *Server) LeaseRenew(ctx context.Context, id int64) (_ int64, err error) {
 	defer translate(&err)
-	cctx, cancel := context.WithTimeout(ctx, s.reqTimeout())
+	start := timeNow()
+	var firstErr error
+	if !s.isLeader() {
+		// A follower's first try starts no timer (one per renewal otherwise):
+		// renewRemote answers within the request timeout by itself.
+		ttl, err := s.renewRemote(ctx, id)
+		if err == nil || errors.Is(err, lease.ErrLeaseNotFound) || ctx.Err() != nil || !retryableLeaseErr(err) {
+			return ttl, err
+		}
+		firstErr = err
+	}
+	// The retries share the deadline the first try started under.
+	cctx, cancel := context.WithDeadline(ctx, start.Add(s.reqTimeout()))
 	defer cancel()
+	if firstErr != nil && !s.retryLease(cctx, firstErr) {
+		return -1, firstErr
+	}
 	for {
 		var ttl int64
 		if s.isLeader() {
@@ -251,7 +271,7 @@ func (s *Server) LeaseRenew(ctx context.Context, id int64) (_ int64, err error) 
 // retryLease waits a little before another try after err (no leader yet, a leader not
 // promoted yet, a leader that changed), false when the context or the server ended.
 func (s *Server) retryLease(ctx context.Context, err error) bool {
-	if !errors.Is(err, ErrNotPrimary) && !errors.Is(err, ErrNoLeader) && !errors.Is(err, errLeaderUnreachable) {
+	if !retryableLeaseErr(err) {
 		return false
 	}
 	select {
@@ -264,33 +284,72 @@ func (s *Server) retryLease(ctx context.Context, err error) bool {
 	}
 }
 
-// renewLocal renews on this member's lessor. A renewed lease whose remaining TTL was
-// checkpointed has the checkpoint reset (remaining 0: the whole TTL) through Raft before
-// the answer, so no later leader gives it less than the TTL just promised.
+// retryableLeaseErr: err may pass with another try (no leader yet, a leader not
+// promoted yet, a leader that changed or did not answer).
+func retryableLeaseErr(err error) bool {
+	return errors.Is(err, ErrNotPrimary) || errors.Is(err, ErrNoLeader) || errors.Is(err, errLeaderUnreachable)
+}
+
+// renewLocal renews on this member's lessor (renewLocalMany of one lease).
 func (s *Server) renewLocal(ctx context.Context, id int64) (int64, error) {
-	ttl, needCP, err := s.lessor.Renew(id)
-	if errors.Is(err, lessor.ErrLeaseNotFound) && !s.app.Leases().Exists(id) {
-		// It may be granted by an entry not applied here yet (etcd's FastLeaseKeepAlive).
-		if werr := s.waitApplied(ctx); werr != nil {
-			return -1, werr
+	r := s.renewLocalMany(ctx, []int64{id})[0]
+	return r.ttl, r.err
+}
+
+// renewLocalMany renews leases on this member's lessor. A renewed lease whose remaining
+// TTL was checkpointed has the checkpoint reset (remaining 0: the whole TTL) through
+// Raft before the answer, so no later leader gives it less than the TTL just promised;
+// the resets of one call share the proposals of the cpResetter.
+func (s *Server) renewLocalMany(ctx context.Context, ids []int64) []fwdResult {
+	out := make([]fwdResult, len(ids))
+	var needCP, retry []int
+	for i, id := range ids {
+		ttl, cp, err := s.lessor.Renew(id)
+		if errors.Is(err, lessor.ErrLeaseNotFound) && !s.app.Leases().Exists(id) {
+			retry = append(retry, i)
+			continue
 		}
-		ttl, needCP, err = s.lessor.Renew(id)
+		out[i] = fwdResult{ttl, err}
+		if err == nil && cp {
+			needCP = append(needCP, i)
+		}
 	}
-	switch {
-	case errors.Is(err, lessor.ErrNotPrimary):
-		return -1, ErrNotPrimary
-	case err != nil:
-		return -1, err
-	}
-	if needCP {
-		cp := &pb.InternalRaftRequest{LeaseCheckpoint: &pb.LeaseCheckpointRequest{}}
-		if s.checkCapable(cp) == nil {
-			if err := s.resetCheckpoint(ctx, id); err != nil {
-				return -1, err
+	if len(retry) > 0 {
+		// They may be granted by an entry not applied here yet (etcd's FastLeaseKeepAlive).
+		werr := s.waitApplied(ctx)
+		for _, i := range retry {
+			if werr != nil {
+				out[i] = fwdResult{-1, werr}
+				continue
+			}
+			ttl, cp, err := s.lessor.Renew(ids[i])
+			out[i] = fwdResult{ttl, err}
+			if err == nil && cp {
+				needCP = append(needCP, i)
 			}
 		}
 	}
-	return ttl, nil
+	for i := range out {
+		if errors.Is(out[i].err, lessor.ErrNotPrimary) {
+			out[i] = fwdResult{-1, ErrNotPrimary}
+		} else if out[i].err != nil {
+			out[i].ttl = -1
+		}
+	}
+	if len(needCP) > 0 && s.checkCapable(&pb.InternalRaftRequest{LeaseCheckpoint: &pb.LeaseCheckpointRequest{}}) == nil {
+		var wg sync.WaitGroup
+		for _, i := range needCP {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := s.resetCheckpoint(ctx, ids[i]); err != nil {
+					out[i] = fwdResult{-1, err}
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	return out
 }
 
 // waitApplied waits until this member applied what is committed now.
@@ -357,23 +416,6 @@ func (s *Server) LeaseLeases(ctx context.Context) (*pb.LeaseLeasesResponse, erro
 		resp.Leases[i] = &pb.LeaseStatus{ID: in.ID}
 	}
 	return resp, nil
-}
-
-// leaderPeerURLs returns the peer URLs of the leader this member knows.
-func (s *Server) leaderPeerURLs() ([]string, error) {
-	id := s.node.Leader()
-	if id == raft.None {
-		return nil, ErrNoLeader
-	}
-	cl, err := s.app.Members()
-	if err != nil {
-		return nil, errLeaderUnreachable
-	}
-	m := cl.Member(id)
-	if m == nil || len(m.PeerURLs) == 0 {
-		return nil, errLeaderUnreachable
-	}
-	return m.PeerURLs, nil
 }
 
 // cpResetter resets the checkpoints of renewed leases (remaining 0: the whole TTL)

@@ -43,6 +43,7 @@ var errLeaderUnreachable = errors.New("etcdserver: leader unreachable")
 var errBadLeaderAnswer = errors.New("etcdserver: the leader's lease answer does not decode")
 
 // LeaseHandler serves PathLeases and PathLeaseInternal; cmd mounts it on the peer port.
+// It also serves PathLeaseBatch (leasefwd.go).
 func (s *Server) LeaseHandler() http.Handler {
 	return http.HandlerFunc(s.serveLease)
 }
@@ -81,6 +82,9 @@ func (s *Server) serveLease(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
+	case PathLeaseBatch:
+		s.serveLeaseBatch(ctx, w, body)
+		return
 	case PathLeaseInternal:
 		inner, err := unwrapField1(body)
 		var req pb.LeaseTimeToLiveRequest
@@ -159,15 +163,34 @@ func unwrapField1(b []byte) ([]byte, error) {
 
 // postLeader POSTs body to path on the leader and returns the answer's body.
 func (s *Server) postLeader(ctx context.Context, path string, body []byte) ([]byte, error) {
-	urls, err := s.leaderPeerURLs()
+	status, b, err := s.postLeaderStatus(ctx, path, body)
 	if err != nil {
 		return nil, err
+	}
+	switch status {
+	case http.StatusOK:
+		return b, nil
+	case http.StatusNotFound:
+		return nil, lease.ErrLeaseNotFound
+	case http.StatusServiceUnavailable:
+		return nil, ErrNotPrimary
+	default:
+		return nil, fmt.Errorf("%w: status %d: %s", errLeaderUnreachable, status, strings.TrimSpace(string(b)))
+	}
+}
+
+// postLeaderStatus POSTs body to path on the leader (trying each of its peer URLs until
+// one answers) and returns the answer's status and body. When none answers, the cached
+// peer URLs are dropped.
+func (s *Server) postLeaderStatus(ctx context.Context, path string, body []byte) (int, []byte, error) {
+	urls, err := s.leaderPeerURLs()
+	if err != nil {
+		return 0, nil, err
 	}
 	client := s.cfg.PeerClient
 	if client == nil {
 		client = http.DefaultClient
 	}
-	err = errLeaderUnreachable
 	for _, u := range urls {
 		req, rerr := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(u, "/")+path, bytes.NewReader(body))
 		if rerr != nil {
@@ -177,30 +200,23 @@ func (s *Server) postLeader(ctx context.Context, path string, body []byte) ([]by
 		resp, derr := client.Do(req)
 		if derr != nil {
 			if ctx.Err() != nil {
-				return nil, s.parseProposeCtxErr(ctx.Err(), time.Now())
+				return 0, nil, s.parseProposeCtxErr(ctx.Err(), time.Now())
 			}
 			continue
 		}
 		b, rerr := io.ReadAll(io.LimitReader(resp.Body, maxLeaseHTTPAnswer))
 		resp.Body.Close()
-		switch {
-		case rerr != nil:
+		if rerr != nil {
 			continue
-		case resp.StatusCode == http.StatusOK:
-			return b, nil
-		case resp.StatusCode == http.StatusNotFound:
-			return nil, lease.ErrLeaseNotFound
-		case resp.StatusCode == http.StatusServiceUnavailable:
-			return nil, ErrNotPrimary
-		default:
-			err = fmt.Errorf("%w: %s: %s", errLeaderUnreachable, resp.Status, strings.TrimSpace(string(b)))
 		}
+		return resp.StatusCode, b, nil
 	}
-	return nil, err
+	s.invalidateLeaderURLs()
+	return 0, nil, errLeaderUnreachable
 }
 
-// renewRemote renews lease id on the leader.
-func (s *Server) renewRemote(ctx context.Context, id int64) (int64, error) {
+// renewRemoteOne renews lease id on the leader alone (etcd's POST /leases).
+func (s *Server) renewRemoteOne(ctx context.Context, id int64) (int64, error) {
 	body, err := proto.Marshal(&pb.LeaseKeepAliveRequest{ID: id})
 	if err != nil {
 		return -1, err

@@ -97,12 +97,13 @@ type Server struct {
 	store *mvcc.Store
 	app   *apply.Applier
 
-	ids     *idGenerator
-	lessor  *lessor.Lessor // the leader's lease expiry (lease.go)
-	cpReset cpResetter     // checkpoint resets of renewed leases (lease.go)
-	waits   *waitRegistry
-	admit   admission
-	applied *indexWaiter
+	ids      *idGenerator
+	lessor   *lessor.Lessor // the leader's lease expiry (lease.go)
+	cpReset  cpResetter     // checkpoint resets of renewed leases (lease.go)
+	leaseFwd leaseForwarder // forwarded renewals and the leader's peer URLs (leasefwd.go)
+	waits    *waitRegistry
+	admit    admission
+	applied  *indexWaiter
 
 	readMu       sync.RWMutex
 	readNotifier *notifier

@@ -102,7 +102,7 @@ latency histogram, as text or as JSON (--json).`,
 
 	for _, mk := range []func(*globals, Options) *cobra.Command{
 		putCommand, rangeCommand, txnPutCommand, txnMixedCommand, watchCommand,
-		watchLatencyCommand, watchIdleCommand, leaseKeepaliveCommand, loadCommand, listCommand, k8sCommand,
+		watchLatencyCommand, watchIdleCommand, leaseKeepaliveCommand, leaseGrantCommand, loadCommand, listCommand, k8sCommand,
 	} {
 		root.AddCommand(mk(g, o))
 	}
@@ -211,6 +211,9 @@ func Execute(ctx context.Context, p Plan) (report.Output, error) {
 	case workload.IdleOptions:
 		return workload.WatchIdle(ctx, e, opts)
 	case nil:
+		if p.Workload == "lease-grant" {
+			return workload.LeaseGrant(ctx, e)
+		}
 		return workload.LeaseKeepalive(ctx, e)
 	}
 	return report.Output{}, fmt.Errorf("%w: unknown workload %q", ErrUsage, p.Workload)

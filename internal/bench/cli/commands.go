@@ -246,6 +246,20 @@ func leaseKeepaliveCommand(g *globals, o Options) *cobra.Command {
 	return cmd
 }
 
+func leaseGrantCommand(g *globals, o Options) *cobra.Command {
+	var l loadFlags
+	cmd := &cobra.Command{Use: "lease-grant", Short: "Benchmark lease grant", Args: cobra.NoArgs}
+	l.register(cmd.Flags(), etcdDefaults)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		cfg, err := l.config(g)
+		if err != nil {
+			return err
+		}
+		return run(cmd, o, g, Plan{Workload: "lease-grant", Config: cfg})
+	}
+	return cmd
+}
+
 func loadOptionFlags(fs *pflag.FlagSet, opts *workload.LoadOptions, keys int) {
 	fs.StringVar(&opts.Prefix, "prefix", workload.DefaultListPrefix, "Prefix under which the keys are written")
 	fs.IntVar(&opts.Keys, "keys", keys, "Number of keys under the prefix")
