@@ -138,6 +138,13 @@ func TestRestartKeepsRefusedConfChangeRefused(t *testing.T) {
 	m.start(Config{Transport: nopTransport{}})
 	defer m.stop()
 	eventually(t, func() string { return "no leader after restart" }, func() bool { return m.n.IsLeader() })
+	// The loop re-gives raft the changes applied since the log snapshot as it delivers
+	// them again, which may come after the election: wait for 3 (proposed after 2), then
+	// 2's change has been re-given too.
+	eventually(t, func() string { return "learner 3 not re-applied after restart: " + learners() }, func() bool {
+		_, ok := m.n.Status().Config.Learners[3]
+		return ok
+	})
 	if got := learners(); got != "map[3:{}]" {
 		t.Fatalf("learners after the restart: %s, want only 3 (2 was refused)", got)
 	}
