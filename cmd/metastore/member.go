@@ -25,6 +25,7 @@ import (
 	"github.com/metastore/metastore/internal/config"
 	"github.com/metastore/metastore/internal/grpcapi"
 	"github.com/metastore/metastore/internal/membership"
+	"github.com/metastore/metastore/internal/metrics"
 	"github.com/metastore/metastore/internal/mvcc"
 	"github.com/metastore/metastore/internal/raftlog"
 	"github.com/metastore/metastore/internal/raftnode"
@@ -75,7 +76,12 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 			m.close(context.Background())
 		}
 	}()
-	eng, err := pebble.Open(filepath.Join(cfg.DataDir, "db"), pebble.Options{Logger: lg, MemTableSize: 16 << 20})
+	// The registry and etcd's metrics first: the engine, the WAL and the transport
+	// feed them from their start (metrics.go).
+	reg := prometheus.NewRegistry()
+	var selfID uint64
+	em := newEtcdMetrics(reg, m, func() uint64 { return selfID }, cfg.QuotaBytes())
+	eng, err := pebble.Open(filepath.Join(cfg.DataDir, "db"), pebble.Options{Logger: lg, MemTableSize: 16 << 20, OnCommit: em.BackendCommitted})
 	if err != nil {
 		return nil, fmt.Errorf("open storage: %w", err)
 	}
@@ -97,6 +103,7 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 	peerClient := &http.Client{Transport: &http.Transport{TLSClientConfig: peerDialTLS,
 		MaxIdleConnsPerHost: 256, IdleConnTimeout: 90 * time.Second}}
 	cl, selfID, fresh, err := loadOrBootstrapCluster(cfg, eng, lg, peerClient)
+	registerEngineMetrics(reg, eng)
 	if err != nil {
 		return nil, err
 	}
@@ -117,7 +124,7 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 	if err := storage.CheckLayout(eng); err != nil {
 		return nil, err
 	}
-	rlog, err := raftlog.Open(eng, raftlog.Options{Dir: walDir, Logger: lg, SnapDir: snapDir})
+	rlog, err := raftlog.Open(eng, raftlog.Options{Dir: walDir, Logger: lg, SnapDir: snapDir, OnSync: em.WALSynced})
 	if err != nil {
 		return nil, err
 	}
@@ -134,6 +141,7 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 		Snapshots:     snap.NewSource(m.store),
 		MaxFrameBytes: transport.MaxFrameFor(uint64(cfg.MaxRequestBytes), maxSizePerMsg),
 		ServerVersion: server.Version, ClusterVersion: server.ClusterVersion, // GET /version for the leader's cluster-version check
+		Observer: em,
 	})
 	for _, p := range cl.Members {
 		if p.ID != selfID {
@@ -211,6 +219,7 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 		AutoCompactionRevisions: cfg.AutoCompactionRevisions,
 		PeerClient:              peerClient,
 		OnApply:                 m.hub.Notify,
+		Observer:                em,
 	})
 	m.tr.SetMembership(m.srv) // GET /members, and peers removed from the cluster
 
@@ -232,7 +241,6 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 		go m.advanceTicksWhenPeersAnswer(cfg, selfID)
 	}
 
-	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	registerWatchMetrics(reg, m.hub)
 	m.grpc = grpcapi.NewServer(m.srv, grpcapi.Options{
@@ -240,6 +248,9 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 		MaxRequestBytes: cfg.MaxRequestBytes,
 		MaxTxnOps:       cfg.MaxTxnOps,
 		Registry:        reg,
+
+		HandlingTimeHistogram: cfg.Metrics == "extensive",
+		StatsHandler:          metrics.NewGRPC(reg),
 
 		NewWatchStream:              func() grpcapi.WatchStream { return m.hub.NewStream() },
 		WatchProgressNotifyInterval: cfg.WatchProgress,
@@ -252,6 +263,9 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 	if cfg.EnablePprof {
 		lg.Info("pprof is enabled", zap.String("path", grpcapi.PathPprof))
 		grpcapi.RegisterPprof(mux)
+	}
+	if err := m.serveMetricsURLs(cfg, reg, lg); err != nil {
+		return nil, err
 	}
 	clientLs, clientTLSInfo, err := listenClients(cfg, lg)
 	if err != nil {

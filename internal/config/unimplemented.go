@@ -29,7 +29,6 @@ type flagSpec struct {
 
 var unimplementedFlags = []flagSpec{
 	{name: "listen-client-http-urls", kind: kindURLs},
-	{name: "listen-metrics-urls", kind: kindURLs},
 	{name: "max-snapshots", kind: kindUint},
 	{name: "max-wals", kind: kindUint},
 	{name: "backend-bbolt-freelist-type", kind: kindString},
@@ -64,7 +63,6 @@ var unimplementedFlags = []flagSpec{
 	{name: "host-whitelist", kind: kindStrings},
 	{name: "enable-log-rotation", kind: kindBool},
 	{name: "log-rotation-config-json", kind: kindString},
-	{name: "metrics", kind: kindString},
 	{name: "enable-distributed-tracing", kind: kindBool},
 	{name: "distributed-tracing-address", kind: kindString},
 	{name: "distributed-tracing-service-name", kind: kindString},

@@ -80,6 +80,8 @@ type Config struct {
 	// every applied hand-over (entries or a snapshot install). It must not block: the
 	// watch hub's Notify.
 	OnApply func(rev int64)
+	// Observer is told failed proposals and slow applies (observer.go); nil: nobody.
+	Observer Observer
 }
 
 // Server serves the etcd API on top of a raftnode and the state machine.
@@ -276,9 +278,13 @@ func (s *Server) applyNormal(ents []*raftpb.Entry) error {
 	if last <= s.app.AppliedIndex() {
 		return nil
 	}
+	start := time.Now()
 	results, err := s.app.ApplyEntries(ents)
 	if err != nil {
 		return err
+	}
+	if time.Since(start) > slowApply {
+		s.observer().SlowApply()
 	}
 	for _, r := range results {
 		if r.ID != 0 {
@@ -289,7 +295,12 @@ func (s *Server) applyNormal(ents []*raftpb.Entry) error {
 }
 
 // propose sends r through raft and waits until it is applied on this member.
-func (s *Server) propose(ctx context.Context, r *pb.InternalRaftRequest) (*apply.Result, error) {
+func (s *Server) propose(ctx context.Context, r *pb.InternalRaftRequest) (res *apply.Result, err error) {
+	defer func() {
+		if err != nil {
+			s.observer().ProposalFailed()
+		}
+	}()
 	if ci, ai := s.node.CommittedIndex(), s.applied.appliedIndex(); ci > ai+maxGapBetweenApplyAndCommit {
 		return nil, ErrTooManyRequests
 	}
