@@ -38,6 +38,8 @@ type Sources struct {
 	DBSizeInUse func() uint64
 	Revision    func() int64
 	CompactRev  func() int64
+	// Ops are the store's operation totals: ranges, puts, delete ranges, txns.
+	Ops func() (ranges, puts, deletes, txns uint64)
 }
 
 // Etcd holds the etcd metrics fed by hooks.
@@ -195,6 +197,16 @@ func scrapeTime(src Sources) []prometheus.Collector {
 		return gaugeFunc("etcd_debugging", "mvcc", "compact_revision", "The revision of the last compaction in store.",
 			func() float64 { return float64(src.CompactRev()) })
 	})
+	if src.Ops != nil {
+		op := func(name, help string, pick func(r, p, d, t uint64) uint64) prometheus.Collector {
+			return counterFunc("etcd", "mvcc", name, help, func() float64 { return float64(pick(src.Ops())) })
+		}
+		cs = append(cs,
+			op("range_total", "Total number of ranges seen by this member.", func(r, _, _, _ uint64) uint64 { return r }),
+			op("put_total", "Total number of puts seen by this member.", func(_, p, _, _ uint64) uint64 { return p }),
+			op("delete_total", "Total number of deletes seen by this member.", func(_, _, d, _ uint64) uint64 { return d }),
+			op("txn_total", "Total number of txns seen by this member.", func(_, _, _, t uint64) uint64 { return t }))
+	}
 	return cs
 }
 
