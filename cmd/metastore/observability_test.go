@@ -138,3 +138,96 @@ func TestObservabilityFilesMatchARunningMember(t *testing.T) {
 		}
 	}
 }
+
+// TestThreeMembersHasLeaderDropsWithoutQuorum runs three real members in process:
+// each exposes etcd_server_has_leader 1, exactly one is_leader, peers' bytes are
+// counted; once two are stopped the last one's has_leader drops to 0.
+func TestThreeMembersHasLeaderDropsWithoutQuorum(t *testing.T) {
+	dir := t.TempDir()
+	var curls, purls []string
+	var initial []string
+	for i := range 3 {
+		curls = append(curls, "http://127.0.0.1:"+freePort(t))
+		purls = append(purls, "http://127.0.0.1:"+freePort(t))
+		initial = append(initial, "m"+strconv.Itoa(i)+"="+purls[i])
+	}
+	ms := make([]*member, 3)
+	errc := make(chan error, 3)
+	for i := range 3 {
+		go func() {
+			cfg, _, err := config.Parse([]string{"--name", "m" + strconv.Itoa(i), "--data-dir", filepath.Join(dir, strconv.Itoa(i)),
+				"--listen-client-urls", curls[i], "--advertise-client-urls", curls[i],
+				"--listen-peer-urls", purls[i], "--initial-advertise-peer-urls", purls[i],
+				"--initial-cluster", strings.Join(initial, ","), "--heartbeat-interval", "50", "--election-timeout", "500"}, nil)
+			if err == nil {
+				ms[i], err = startMember(cfg, zap.NewNop())
+			}
+			errc <- err
+		}()
+	}
+	for range 3 {
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	}
+	defer func() {
+		for _, m := range ms {
+			if m != nil {
+				m.close(context.Background())
+			}
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, m := range ms {
+		if err := m.srv.WaitReady(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cli, err := clientv3.New(clientv3.Config{Endpoints: curls[:1], DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	if _, err := cli.Put(ctx, "k", "v"); err != nil {
+		t.Fatal(err)
+	}
+	leaders := 0.0
+	for i, u := range curls {
+		// Every member applies the put: wait for it there.
+		var s map[string]float64
+		for {
+			_, s = scrape(t, u+"/metrics")
+			if s["etcd_mvcc_put_total"] >= 1 || ctx.Err() != nil {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if s["etcd_server_has_leader"] != 1 || s["etcd_mvcc_put_total"] != 1 {
+			t.Errorf("member %d: has_leader %v, put_total %v", i, s["etcd_server_has_leader"], s["etcd_mvcc_put_total"])
+		}
+		leaders += s["etcd_server_is_leader"]
+	}
+	if leaders != 1 {
+		t.Errorf("%v members say they lead", leaders)
+	}
+	names, _ := scrape(t, curls[0]+"/metrics")
+	for n := range needPeers {
+		if n != "etcd_network_peer_round_trip_time_seconds" && !names[n] {
+			t.Errorf("%s missing on a member with peers", n)
+		}
+	}
+	ms[1].close(context.Background())
+	ms[2].close(context.Background())
+	ms[1], ms[2] = nil, nil
+	for {
+		_, s := scrape(t, curls[0]+"/metrics")
+		if s["etcd_server_has_leader"] == 0 {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("etcd_server_has_leader still 1 with 2 of 3 members stopped")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
