@@ -55,6 +55,9 @@ type Etcd struct {
 	readIndexFailed prometheus.Counter
 	heartbeatFailed prometheus.Counter
 
+	leaseGranted, leaseRevoked, leaseRenewed prometheus.Counter
+	leaseTTL                                 prometheus.Histogram
+
 	peerSent     *prometheus.CounterVec
 	peerReceived *prometheus.CounterVec
 	peerRTT      *prometheus.HistogramVec
@@ -112,6 +115,11 @@ func New(reg prometheus.Registerer, src Sources) *Etcd {
 		slowReadIndex:   counter("etcd", "server", "slow_read_indexes_total", "The total number of pending read indexes not in sync with leader's or timed out read index requests."),
 		readIndexFailed: counter("etcd", "server", "read_indexes_failed_total", "The total number of failed read indexes seen."),
 		heartbeatFailed: counter("etcd", "server", "heartbeat_send_failures_total", "The total number of leader heartbeat send failures (likely overloaded from slow disk)."),
+		leaseGranted:    counter("etcd_debugging", "lease", "granted_total", "The total number of granted leases."),
+		leaseRevoked:    counter("etcd_debugging", "lease", "revoked_total", "The total number of revoked leases."),
+		leaseRenewed:    counter("etcd_debugging", "lease", "renewed_total", "The number of renewed leases seen by the leader."),
+		leaseTTL: histogram("etcd_debugging", "lease", "ttl_total", "Bucketed histogram of lease TTLs.",
+			prometheus.ExponentialBuckets(1, 2, 24)),
 		peerSent: prometheus.NewCounterVec(prometheus.CounterOpts(opts("etcd", "network", "peer_sent_bytes_total",
 			"The total number of bytes sent to peers.")), []string{"To"}),
 		peerReceived: prometheus.NewCounterVec(prometheus.CounterOpts(opts("etcd", "network", "peer_received_bytes_total",
@@ -126,7 +134,7 @@ func New(reg prometheus.Registerer, src Sources) *Etcd {
 			Help: "Total latency distributions of v3 snapshot sends", Buckets: prometheus.ExponentialBuckets(0.1, 2, 10)}, []string{"To"}),
 	}
 	cs := []prometheus.Collector{e.walFsync, e.walBytes, e.backendCommit, e.backendSnap, e.proposalsFailed, e.slowApply,
-		e.slowReadIndex, e.readIndexFailed, e.heartbeatFailed, e.peerSent, e.peerReceived, e.peerRTT,
+		e.slowReadIndex, e.readIndexFailed, e.heartbeatFailed, e.leaseGranted, e.leaseRevoked, e.leaseRenewed, e.leaseTTL, e.peerSent, e.peerReceived, e.peerRTT,
 		e.snapSuccess, e.snapFailure, e.snapDuration}
 	cs = append(cs, scrapeTime(src)...)
 	for _, c := range cs {
@@ -281,3 +289,11 @@ func (e *Etcd) SnapshotSent(to uint64, took time.Duration, err error) {
 func (e *Etcd) PeerRoundTrip(to uint64, took time.Duration) {
 	e.peerRTT.WithLabelValues(strconv.FormatUint(to, 16)).Observe(took.Seconds())
 }
+
+// LeaseGranted, LeaseRevoked and LeaseRenewed implement server.LeaseObserver.
+func (e *Etcd) LeaseGranted(ttl int64) {
+	e.leaseGranted.Inc()
+	e.leaseTTL.Observe(float64(ttl))
+}
+func (e *Etcd) LeaseRevoked() { e.leaseRevoked.Inc() }
+func (e *Etcd) LeaseRenewed() { e.leaseRenewed.Inc() }

@@ -37,3 +37,24 @@ func (s *Server) PendingProposals() int {
 
 // QuotaBackendBytes is the configured backend quota (etcd_server_quota_backend_bytes).
 func (s *Server) QuotaBackendBytes() int64 { return s.cfg.QuotaBackendBytes }
+
+// LeaseObserver, when the Observer implements it too, is told the leases this member
+// granted, revoked and renewed for its clients (etcd's etcd_debugging_lease_*).
+type LeaseObserver interface {
+	LeaseGranted(ttl int64)
+	LeaseRevoked()
+	LeaseRenewed()
+}
+
+type nopLeaseObserver struct{}
+
+func (nopLeaseObserver) LeaseGranted(int64) {}
+func (nopLeaseObserver) LeaseRevoked()      {}
+func (nopLeaseObserver) LeaseRenewed()      {}
+
+func (s *Server) leaseObserver() LeaseObserver {
+	if lo, ok := s.cfg.Observer.(LeaseObserver); ok {
+		return lo
+	}
+	return nopLeaseObserver{}
+}
