@@ -236,6 +236,8 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 		go func() { defer m.wg.Done(); _ = hs.Serve(l) }()
 		lg.Info("serving peer traffic", zap.String("address", l.Addr().String()))
 	}
+	m.wg.Add(1)
+	go m.probePeers() // etcd_network_peer_round_trip_time_seconds (metrics.go)
 	if len(cl.Members) > 1 && cfg.InitialElectionTickAdvance {
 		m.wg.Add(1)
 		go m.advanceTicksWhenPeersAnswer(cfg, selfID)

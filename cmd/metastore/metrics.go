@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"net"
 	"net/http"
@@ -83,4 +84,29 @@ func majorMinor(v string) string {
 		}
 	}
 	return v
+}
+
+// probePeers probes the peers' round trip every 5 s (etcd probes each peer every few
+// seconds) until the member closes.
+func (m *member) probePeers() {
+	defer m.wg.Done()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-m.stopc:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	tick := time.NewTicker(5 * time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-m.stopc:
+			return
+		case <-tick.C:
+			m.tr.ProbeRoundTrips(ctx, 5*time.Second)
+		}
+	}
 }
