@@ -25,6 +25,7 @@ import (
 	"github.com/metastore/metastore/internal/config"
 	"github.com/metastore/metastore/internal/grpcapi"
 	"github.com/metastore/metastore/internal/membership"
+	"github.com/metastore/metastore/internal/metrics"
 	"github.com/metastore/metastore/internal/mvcc"
 	"github.com/metastore/metastore/internal/raftlog"
 	"github.com/metastore/metastore/internal/raftnode"
@@ -77,9 +78,14 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 			m.close(context.Background())
 		}
 	}()
+	// The registry and etcd's metrics first: the engine, the WAL and the transport
+	// feed them from their start (metrics.go).
+	reg := prometheus.NewRegistry()
+	var selfID uint64
+	em := newEtcdMetrics(reg, m, func() uint64 { return selfID }, cfg.QuotaBytes())
 	// The engine (--storage-engine) is recorded in db/ when it is created; another
 	// engine, or a build without it, refuses that dir (storage/engines).
-	eng, err := engines.Open(filepath.Join(cfg.DataDir, "db"), engines.Options{Engine: cfg.StorageEngine, Logger: lg, MemTableSize: 16 << 20})
+	eng, err := engines.Open(filepath.Join(cfg.DataDir, "db"), engines.Options{Engine: cfg.StorageEngine, Logger: lg, MemTableSize: 16 << 20, OnCommit: em.BackendCommitted})
 	if err != nil {
 		return nil, fmt.Errorf("open storage: %w", err)
 	}
@@ -101,6 +107,7 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 	peerClient := &http.Client{Transport: &http.Transport{TLSClientConfig: peerDialTLS,
 		MaxIdleConnsPerHost: 256, IdleConnTimeout: 90 * time.Second}}
 	cl, selfID, fresh, err := loadOrBootstrapCluster(cfg, eng, lg, peerClient)
+	registerEngineMetrics(reg, eng)
 	if err != nil {
 		return nil, err
 	}
@@ -121,7 +128,7 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 	if err := storage.CheckLayout(eng); err != nil {
 		return nil, err
 	}
-	rlog, err := raftlog.Open(eng, raftlog.Options{Dir: walDir, Logger: lg, SnapDir: snapDir})
+	rlog, err := raftlog.Open(eng, raftlog.Options{Dir: walDir, Logger: lg, SnapDir: snapDir, OnSync: em.WALSynced})
 	if err != nil {
 		return nil, err
 	}
@@ -138,6 +145,7 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 		Snapshots:     snap.NewSource(m.store),
 		MaxFrameBytes: transport.MaxFrameFor(uint64(cfg.MaxRequestBytes), maxSizePerMsg),
 		ServerVersion: server.Version, ClusterVersion: server.ClusterVersion, // GET /version for the leader's cluster-version check
+		Observer: em,
 	})
 	for _, p := range cl.Members {
 		if p.ID != selfID {
@@ -226,6 +234,7 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 		Tracer:                  m.tracing.serverTracer(),
 		WarningApplyDuration:    cfg.WarningApplyDuration,
 		Auth:                    authCfg,
+		Observer:                em,
 	})
 	m.tr.SetMembership(m.srv) // GET /members, and peers removed from the cluster
 
@@ -245,12 +254,13 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 	if err := m.startIntegrity(cfg); err != nil { // integrity.go
 		return nil, err
 	}
+	m.wg.Add(1)
+	go m.probePeers() // etcd_network_peer_round_trip_time_seconds (metrics.go)
 	if len(cl.Members) > 1 && cfg.InitialElectionTickAdvance {
 		m.wg.Add(1)
 		go m.advanceTicksWhenPeersAnswer(cfg, selfID)
 	}
 
-	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	registerWatchMetrics(reg, m.hub)
 	if c := engines.Collector(m.eng); c != nil { // RocksDB's metastore_engine_* statistics
@@ -261,6 +271,9 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 		MaxRequestBytes: cfg.MaxRequestBytes,
 		MaxTxnOps:       cfg.MaxTxnOps,
 		Registry:        reg,
+
+		HandlingTimeHistogram: cfg.Metrics == "extensive",
+		StatsHandler:          metrics.NewGRPC(reg),
 
 		NewWatchStream:              func() grpcapi.WatchStream { return m.hub.NewStream() },
 		WatchProgressNotifyInterval: cfg.WatchProgress,
@@ -280,6 +293,9 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 		return nil, fmt.Errorf("grpc gateway: %w", err)
 	}
 	m.gwClose = gwClose
+	if err := m.serveMetricsURLs(cfg, reg, lg); err != nil {
+		return nil, err
+	}
 	clientLs, clientTLSInfo, err := listenClients(cfg, lg)
 	if err != nil {
 		return nil, err

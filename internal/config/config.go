@@ -115,7 +115,12 @@ type Config struct {
 	DataDir string // --data-dir; "<name>.metastore" when unset
 	WALDir  string // --wal-dir; "" means inside DataDir
 
-	ListenClientURLs    []url.URL // --listen-client-urls
+	ListenClientURLs []url.URL // --listen-client-urls
+	// ListenMetricsURLs serve /metrics (and /health) on their own (etcd's
+	// --listen-metrics-urls); Metrics is "basic" or "extensive" (etcd's --metrics:
+	// extensive adds grpc_server_handling_seconds).
+	ListenMetricsURLs   []url.URL
+	Metrics             string
 	AdvertiseClientURLs []url.URL // --advertise-client-urls
 	ListenPeerURLs      []url.URL // --listen-peer-urls
 	AdvertisePeerURLs   []url.URL // --initial-advertise-peer-urls
@@ -193,6 +198,7 @@ func NewConfig() *Config {
 	return &Config{
 		Name:                       DefaultName,
 		ListenClientURLs:           mustURLs(DefaultListenClientURLs),
+		Metrics:                    "basic",
 		AdvertiseClientURLs:        mustURLs(DefaultAdvertiseClientURLs),
 		ListenPeerURLs:             mustURLs(DefaultListenPeerURLs),
 		AdvertisePeerURLs:          mustURLs(DefaultAdvertisePeerURLs),

@@ -29,6 +29,8 @@ func newFlagSet(c *Config) *flag.FlagSet {
 	fs.StringVar(&c.WALDir, "wal-dir", c.WALDir, "Path to the dedicated wal directory.")
 	fs.Var(&urlsValue{&c.ListenPeerURLs}, "listen-peer-urls", "List of URLs to listen on for peer traffic.")
 	fs.Var(&urlsValue{&c.ListenClientURLs}, "listen-client-urls", "List of URLs to listen on for client grpc traffic.")
+	fs.Var(&urlsValue{&c.ListenMetricsURLs}, "listen-metrics-urls", "List of URLs to listen on for the metrics and health endpoints.")
+	fs.StringVar(&c.Metrics, "metrics", c.Metrics, "Set level of detail for exported metrics, specify 'extensive' to include server side grpc histogram metrics")
 	fs.Var(&urlsValue{&c.AdvertisePeerURLs}, "initial-advertise-peer-urls", "List of this member's peer URLs to advertise to the rest of the cluster.")
 	fs.Var(&urlsValue{&c.AdvertiseClientURLs}, "advertise-client-urls", "List of this member's client URLs to advertise to the public.")
 	fs.StringVar(&c.InitialCluster, "initial-cluster", c.InitialCluster, "Initial cluster configuration for bootstrapping.")

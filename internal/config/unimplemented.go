@@ -29,7 +29,6 @@ type flagSpec struct {
 
 var unimplementedFlags = []flagSpec{
 	{name: "listen-client-http-urls", kind: kindURLs},
-	{name: "listen-metrics-urls", kind: kindURLs},
 	{name: "max-snapshots", kind: kindUint},
 	{name: "max-wals", kind: kindUint},
 	{name: "backend-bbolt-freelist-type", kind: kindString},
@@ -58,7 +57,6 @@ var unimplementedFlags = []flagSpec{
 	{name: "pre-vote", kind: kindBool},
 	{name: "cors", kind: kindStrings},
 	{name: "host-whitelist", kind: kindStrings},
-	{name: "metrics", kind: kindString},
 	{name: "corrupt-check-time", kind: kindDuration},
 	{name: "compact-hash-check-time", kind: kindDuration},
 	{name: "compaction-batch-limit", kind: kindInt},

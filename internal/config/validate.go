@@ -95,6 +95,9 @@ func (c *Config) Validate() error {
 	if c.ListenClientURLs != nil && c.AdvertiseClientURLs == nil {
 		return ErrUnsetAdvertiseClientURLs
 	}
+	if c.Metrics != "basic" && c.Metrics != "extensive" {
+		return fmt.Errorf("unknown metrics level %q (basic or extensive)", c.Metrics)
+	}
 	switch c.AutoCompactionMode {
 	case CompactionModeRevision, CompactionModePeriodic:
 	case "":

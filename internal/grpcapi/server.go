@@ -30,6 +30,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/status"
 )
 
@@ -117,6 +118,12 @@ type Options struct {
 	// grpc_server_msg_sent_total, and grpc_req_panics_recovered_total). Metrics already
 	// registered there by an earlier NewServer are reused.
 	Registry prometheus.Registerer
+	// HandlingTimeHistogram adds grpc_server_handling_seconds (etcd's
+	// --metrics=extensive).
+	HandlingTimeHistogram bool
+	// StatsHandler, if set, sees every connection and call (cmd gives it
+	// internal/metrics' gRPC figures: client bytes and requests, in flight, connections).
+	StatsHandler stats.Handler
 
 	// NewWatchStream opens the watches of one Watch stream (cmd wires the watch hub
 	// here); nil: Watch answers codes.Unimplemented.
@@ -184,7 +191,12 @@ func NewServer(b Backend, opts Options) *grpc.Server {
 	opts = opts.withDefaults()
 	lg := opts.Logger
 
-	metrics := register(opts.Registry, lg, grpcprom.NewServerMetrics())
+	var promOpts []grpcprom.ServerMetricsOption
+	if opts.HandlingTimeHistogram {
+		// etcd's buckets for --metrics=extensive (prometheus.DefBuckets).
+		promOpts = append(promOpts, grpcprom.WithServerHandlingTimeHistogram())
+	}
+	metrics := register(opts.Registry, lg, grpcprom.NewServerMetrics(promOpts...))
 	panics := register(opts.Registry, lg, prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "grpc_req_panics_recovered_total",
 		Help: "Total number of gRPC requests whose handler panicked (answered with codes.Internal).",
@@ -227,6 +239,12 @@ func NewServer(b Backend, opts Options) *grpc.Server {
 	unary = append(unary, authUnary(ac, authFailures))
 	stream = append(stream, authStream(ac, authFailures))
 
+	var extra []grpc.ServerOption
+	if opts.StatsHandler != nil {
+		extra = append(extra, grpc.StatsHandler(opts.StatsHandler))
+	}
+	extra = append(extra, keepaliveOptions(opts)...)
+	extra = append(extra, opts.ServerOptions...)
 	gs := grpc.NewServer(append([]grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
@@ -238,7 +256,7 @@ func NewServer(b Backend, opts Options) *grpc.Server {
 		// needs: that was a fifth of the CPU of linearizable gets with 1000 clients.
 		// When every worker is busy gRPC starts a goroutine, as without them.
 		grpc.NumStreamWorkers(streamWorkers),
-	}, append(keepaliveOptions(opts), opts.ServerOptions...)...)...)
+	}, extra...)...)
 
 	hdr := header{b: b}
 	pb.RegisterKVServer(gs, &kvServer{b: b, hdr: hdr, maxTxnOps: int(opts.MaxTxnOps)})

@@ -104,6 +104,7 @@ type Store struct {
 	changed  chan struct{} // closed and replaced whenever finished or err changes
 	closed   bool
 
+	stats  opStats      // stats.go
 	latest *latestCache // writer-only
 	memo   *countMemo   // counts of committed state, shared by reads
 	hashes compactHashes
@@ -226,7 +227,7 @@ func (s *Store) Read() ReadCloser {
 		snap := s.eng.NewSnapshot()
 		compact := s.compactRev.Load()
 		if compact <= rev {
-			return &view{snap: snap, rev: rev, compact: compact, memo: s.memo, gen: gen}
+			return &view{snap: snap, rev: rev, compact: compact, memo: s.memo, gen: gen, stats: &s.stats}
 		}
 		// A compaction above rev was published after rev was loaded: the
 		// revision it compacted at has been published too by now.

@@ -248,6 +248,7 @@ type view struct {
 	compact int64
 	memo    *countMemo
 	gen     uint64
+	stats   *opStats
 }
 
 func (v *view) Rev() int64 { return v.rev }
@@ -255,6 +256,9 @@ func (v *view) Rev() int64 { return v.rev }
 func (v *view) Range(key, end []byte, opts RangeOptions) (RangeResult, error) {
 	if v.snap == nil {
 		return RangeResult{}, errViewClosed
+	}
+	if v.stats != nil {
+		v.stats.ranges.Add(1)
 	}
 	return rangeView(v.snap, key, end, v.rev, v.compact, opts, v.memo, v.gen)
 }

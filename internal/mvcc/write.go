@@ -27,6 +27,7 @@ type TxnWrite struct {
 	begin   int64 // the store's revision before this transaction
 	compact int64
 	sub     int64 // number of changes so far: the next sub revision
+	ops     int   // ranges, puts and delete ranges so far (etcd's txn_total counts those > 1)
 	ended   bool
 }
 
@@ -34,6 +35,8 @@ var _ ReadView = (*TxnWrite)(nil)
 
 // Range reads at the transaction's state, its own writes included.
 func (t *TxnWrite) Range(key, end []byte, opts RangeOptions) (RangeResult, error) {
+	t.ops++
+	t.s.stats.ranges.Add(1)
 	return rangeView(t.b, key, end, t.Rev(), t.compact, opts, nil, 0) // uncommitted: no memo
 }
 
@@ -55,6 +58,8 @@ func (t *TxnWrite) Put(key, value []byte, lease int64, prevValue bool) (prev *mv
 	if t.ended {
 		return nil, errTxnEnded
 	}
+	t.ops++
+	t.s.stats.puts.Add(1)
 	rev := t.begin + 1
 	l, ok, complete := t.s.latest.get(key)
 	switch {
@@ -92,6 +97,8 @@ func (t *TxnWrite) DeleteRange(key, end []byte) (deleted []*mvccpb.KeyValue, err
 	if t.ended {
 		return nil, errTxnEnded
 	}
+	t.ops++
+	t.s.stats.deletes.Add(1)
 	deleted, _, err = rangeAt(t.b, key, end, t.Rev(), RangeOptions{}, -1)
 	if err != nil {
 		return nil, err
@@ -118,6 +125,9 @@ func (t *TxnWrite) End() error {
 		return errTxnEnded
 	}
 	t.ended = true
+	if t.ops > 1 {
+		t.s.stats.txns.Add(1)
+	}
 	if t.sub > 0 {
 		t.s.writeRev = t.begin + 1
 	}

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"google.golang.org/protobuf/proto"
@@ -75,6 +76,8 @@ type wal struct {
 	// failed is the first error of a write, sync or segment change; once set, every
 	// later write fails (see ErrWALFailed).
 	failed error
+	// onSync, set by Open from Options.OnSync: told every record write's fdatasync.
+	onSync func(took time.Duration, bytes int)
 }
 
 // ErrWALFailed is returned by every write after one failed. After a failed write or
@@ -329,8 +332,12 @@ func (w *wal) write(recs *recordBuf, header func() *recordBuf) (*segment, int64,
 	if _, err := cur.f.WriteAt(recs.b, base); err != nil {
 		return nil, 0, w.fail(err)
 	}
+	start := time.Now()
 	if err := cur.f.SyncData(); err != nil {
 		return nil, 0, w.fail(err)
+	}
+	if w.onSync != nil {
+		w.onSync(time.Since(start), len(recs.b))
 	}
 	cur.size += int64(len(recs.b))
 	return cur, base, nil

@@ -168,6 +168,10 @@ func (n *Node) Leader() uint64 { return n.lead.Load() }
 // IsLeader tells whether this member is the leader.
 func (n *Node) IsLeader() bool { return n.isLeader.Load() }
 
+// LeaderChanges is how many times this member has seen a new leader (etcd's
+// etcd_server_leader_changes_seen_total).
+func (n *Node) LeaderChanges() uint64 { return n.leaderChanges.Load() }
+
 // Term is the current term as last persisted.
 func (n *Node) Term() uint64 { return n.term.Load() }
 

@@ -225,8 +225,11 @@ type Node struct {
 	term      atomic.Uint64
 	committed atomic.Uint64
 	isLeader  atomic.Bool
-	leadMu    sync.Mutex
-	leadc     chan struct{}
+	// leaderChanges counts the changes to a new known leader (etcd's
+	// etcd_server_leader_changes_seen_total).
+	leaderChanges atomic.Uint64
+	leadMu        sync.Mutex
+	leadc         chan struct{}
 
 	stopOnce sync.Once
 	stopc    chan struct{}
@@ -648,6 +651,9 @@ func (n *Node) setLeader(lead uint64, isLeader bool) {
 	n.isLeader.Store(isLeader)
 	if n.lead.Swap(lead) == lead {
 		return
+	}
+	if lead != raft.None {
+		n.leaderChanges.Add(1)
 	}
 	n.leadMu.Lock()
 	close(n.leadc)

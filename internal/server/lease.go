@@ -221,6 +221,7 @@ func (s *Server) LeaseGrant(ctx context.Context, r *pb.LeaseGrantRequest) (_ *pb
 	if err != nil {
 		return nil, err
 	}
+	s.leaseObserver().LeaseGranted(g.TTL)
 	return asResp[*pb.LeaseGrantResponse](resp)
 }
 
@@ -231,6 +232,7 @@ func (s *Server) LeaseRevoke(ctx context.Context, r *pb.LeaseRevokeRequest) (_ *
 	if err != nil {
 		return nil, err
 	}
+	s.leaseObserver().LeaseRevoked()
 	return asResp[*pb.LeaseRevokeResponse](resp)
 }
 
@@ -238,6 +240,11 @@ func (s *Server) LeaseRevoke(ctx context.Context, r *pb.LeaseRevokeRequest) (_ *
 // follower by asking the leader. ErrLeaseNotFound for an unknown or expired lease.
 func (s *Server) LeaseRenew(ctx context.Context, id int64) (_ int64, err error) {
 	defer translate(&err)
+	defer func() {
+		if err == nil {
+			s.leaseObserver().LeaseRenewed()
+		}
+	}()
 	start := timeNow()
 	var firstErr error
 	if !s.isLeader() {

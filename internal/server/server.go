@@ -87,6 +87,8 @@ type Config struct {
 	WarningApplyDuration time.Duration
 	// Auth configures tokens and password hashing (auth.go).
 	Auth AuthConfig
+	// Observer is told failed proposals and slow applies (observer.go); nil: nobody.
+	Observer Observer
 }
 
 // Server serves the etcd API on top of a raftnode and the state machine.
@@ -297,6 +299,9 @@ func (s *Server) applyNormal(ents []*raftpb.Entry) error {
 		return err
 	}
 	s.warnSlowApply(ents, applyStart, applyEnd) // trace.go
+	if applyEnd.Sub(applyStart) > slowApply {
+		s.observer().SlowApply()
+	}
 	for _, r := range results {
 		if r.ID != 0 {
 			s.waits.trigger(r.ID, s.traced(r.Result, applyStart, applyEnd))
@@ -306,7 +311,12 @@ func (s *Server) applyNormal(ents []*raftpb.Entry) error {
 }
 
 // propose sends r through raft and waits until it is applied on this member.
-func (s *Server) propose(ctx context.Context, r *pb.InternalRaftRequest) (*apply.Result, error) {
+func (s *Server) propose(ctx context.Context, r *pb.InternalRaftRequest) (res *apply.Result, err error) {
+	defer func() {
+		if err != nil {
+			s.observer().ProposalFailed()
+		}
+	}()
 	if ci, ai := s.node.CommittedIndex(), s.applied.appliedIndex(); ci > ai+maxGapBetweenApplyAndCommit {
 		return nil, ErrTooManyRequests
 	}

@@ -202,6 +202,7 @@ func (t *Transport) receive(ctx context.Context, br *bufio.Reader) error {
 	if err := proto.Unmarshal(b, m); err != nil {
 		return fmt.Errorf("bad raft message: %w", err)
 	}
+	t.cfg.Observer.PeerReceived(m.GetFrom(), len(b))
 	switch m.GetType() {
 	case raftpb.MsgSnap:
 		return errors.New("MsgSnap must be sent to " + pathSnapshot)

@@ -29,6 +29,7 @@ func (t *Transport) startSnapshot(p *peer, m *raftpb.Message) {
 		defer t.wg.Done()
 		start := time.Now()
 		md, size, err := t.sendSnapshot(p, m)
+		t.cfg.Observer.SnapshotSent(p.id, time.Since(start), err)
 		if err != nil {
 			t.lg.Warn("sending snapshot failed", zap.String("remote-member-id", idString(p.id)), zap.Error(err))
 			t.raft().ReportUnreachable(p.id)

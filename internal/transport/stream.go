@@ -205,6 +205,7 @@ func (s *streamBody) Read(p []byte) (int, error) {
 				continue
 			default:
 				s.progress.Store(time.Now().UnixNano())
+				s.p.t.cfg.Observer.PeerSent(s.p.id, n)
 				return n, nil
 			}
 		}
@@ -219,5 +220,6 @@ func (s *streamBody) Read(p []byte) (int, error) {
 		}
 	}
 	s.progress.Store(time.Now().UnixNano())
+	s.p.t.cfg.Observer.PeerSent(s.p.id, n)
 	return n, nil
 }

@@ -112,6 +112,9 @@ type Config struct {
 	// CA as roots, this member's peer certificate as client certificate). Nil: system
 	// roots, no client certificate. http:// peer URLs never use it.
 	TLS *tls.Config
+	// Observer is told the bytes sent and received and the snapshot sends
+	// (observer.go); nil: nobody.
+	Observer Observer
 }
 
 // Transport sends to and receives from the peers of one member.
@@ -146,6 +149,9 @@ func New(cfg Config) *Transport {
 		} else {
 			cfg.SnapshotSink = st
 		}
+	}
+	if cfg.Observer == nil {
+		cfg.Observer = nopObserver{}
 	}
 	if cfg.QueueSize <= 0 {
 		cfg.QueueSize = 4096
@@ -269,7 +275,11 @@ func (t *Transport) Send(msgs []*raftpb.Message) {
 			t.lg.Error("cannot marshal raft message", zap.Error(err))
 			continue
 		}
-		if !p.enqueue(b) && !reported[to] {
+		ok := p.enqueue(b)
+		if !ok && m.GetType() == raftpb.MsgHeartbeat {
+			t.cfg.Observer.HeartbeatSendFailed(to)
+		}
+		if !ok && !reported[to] {
 			if reported == nil {
 				reported = map[uint64]bool{}
 			}

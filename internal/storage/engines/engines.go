@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"go.uber.org/zap"
@@ -52,6 +53,9 @@ type Options struct {
 	// FS holds the directory and the marker. Nil: the operating system's. Pebble does
 	// all its I/O through it; RocksDB only runs on the operating system's (its own Env).
 	FS vfs.FS
+	// OnCommit, if set, is told the duration of every batch commit (etcd's
+	// backend_commit_duration); only Pebble reports it so far.
+	OnCommit func(time.Duration)
 }
 
 // Open opens the engine in dir, creating dir and recording opts.Engine in it if it is
@@ -98,7 +102,7 @@ func Open(dir string, opts Options) (storage.Engine, error) {
 	case RocksDB:
 		return openRocksDB(dir, opts)
 	default:
-		return pebble.Open(dir, pebble.Options{Logger: opts.Logger, CacheSize: opts.CacheSize,
+		return pebble.Open(dir, pebble.Options{Logger: opts.Logger, CacheSize: opts.CacheSize, OnCommit: opts.OnCommit,
 			MemTableSize: opts.MemTableSize, FS: opts.FS})
 	}
 }

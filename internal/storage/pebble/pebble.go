@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"sync/atomic"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
@@ -33,6 +34,10 @@ type Options struct {
 	// FS is the file system. Nil: the operating system's. Tests pass vfs.NewMem() or
 	// an error-injecting one.
 	FS vfs.FS
+	// OnCommit, if set, is called with the duration of every batch commit (etcd's
+	// etcd_disk_backend_commit_duration_seconds). It must be cheap: it runs on the
+	// apply path.
+	OnCommit func(time.Duration)
 }
 
 const defaultCacheSize = 64 << 20
@@ -62,8 +67,9 @@ const bloomBitsPerKey = 10
 
 // Engine is a storage.Engine backed by one Pebble database.
 type Engine struct {
-	db     *pebble.DB
-	closed atomic.Bool
+	db       *pebble.DB
+	closed   atomic.Bool
+	onCommit func(time.Duration)
 }
 
 var _ storage.Engine = (*Engine)(nil)
@@ -95,8 +101,12 @@ func Open(dir string, opts Options) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("storage/pebble: open %s: %w", dir, err)
 	}
-	return &Engine{db: db}, nil
+	return &Engine{db: db, onCommit: opts.OnCommit}, nil
 }
+
+// Metrics returns Pebble's own figures (compactions, levels, caches, memtables, WAL,
+// write stalls), read when asked: the metrics collector calls it at scrape time.
+func (e *Engine) Metrics() *pebble.Metrics { return e.db.Metrics() }
 
 // Name implements storage.Engine.
 func (e *Engine) Name() string { return "pebble" }
@@ -142,7 +152,7 @@ func (e *Engine) FlushAsync() (<-chan struct{}, error) {
 
 // NewBatch returns an indexed batch: reads through it see its own writes.
 func (e *Engine) NewBatch() storage.Batch {
-	return &batch{b: e.db.NewIndexedBatch()}
+	return &batch{b: e.db.NewIndexedBatch(), onCommit: e.onCommit}
 }
 
 // NewSnapshot implements storage.Engine.
@@ -243,7 +253,10 @@ func get(v []byte, closer io.Closer, err error) ([]byte, error) {
 	return out, closer.Close()
 }
 
-type batch struct{ b *pebble.Batch }
+type batch struct {
+	b        *pebble.Batch
+	onCommit func(time.Duration)
+}
 
 func (b *batch) Get(key []byte) ([]byte, error) { return get(b.b.Get(key)) }
 func (b *batch) NewIter(o storage.IterOptions) (storage.Iterator, error) {
@@ -261,7 +274,13 @@ func (b *batch) Commit(sync bool) error {
 	if sync {
 		o = pebble.Sync
 	}
-	return b.b.Commit(o)
+	if b.onCommit == nil {
+		return b.b.Commit(o)
+	}
+	start := time.Now()
+	err := b.b.Commit(o)
+	b.onCommit(time.Since(start))
+	return err
 }
 
 type snapshot struct{ s *pebble.Snapshot }
