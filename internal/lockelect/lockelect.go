@@ -18,6 +18,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 
 	epb "github.com/metastore/metastore/internal/lockelect/v3electionpb"
 	lpb "github.com/metastore/metastore/internal/lockelect/v3lockpb"
@@ -43,6 +44,31 @@ func session(ctx context.Context, c *clientv3.Client, lease int64) (*concurrency
 	return s, nil
 }
 
+// credentialKeys are the metadata keys that carry a caller's auth token (etcd's "token",
+// and "authorization" as its gateway sends it).
+var credentialKeys = []string{"token", "authorization"}
+
+// asCaller makes the calls the services make through their client carry the credentials
+// the caller sent, so that with auth enabled they are checked as the caller's own (as
+// etcd's in-process adapters keep the caller's context). A client-certificate identity
+// does not cross the in-process connection.
+func asCaller(ctx context.Context) context.Context {
+	in, ok := metadata.FromIncomingContext(ctx)
+	if !ok {
+		return ctx
+	}
+	var kv []string
+	for _, k := range credentialKeys {
+		for _, v := range in.Get(k) {
+			kv = append(kv, k, v)
+		}
+	}
+	if len(kv) == 0 {
+		return ctx
+	}
+	return metadata.AppendToOutgoingContext(ctx, kv...)
+}
+
 type lockServer struct {
 	lpb.UnimplementedLockServer
 	c *clientv3.Client
@@ -51,6 +77,7 @@ type lockServer struct {
 // Lock waits until the caller holds the lock name with its lease and returns the key
 // that holds it (its deletion, by Unlock or the lease's end, releases the lock).
 func (s *lockServer) Lock(ctx context.Context, r *lpb.LockRequest) (*lpb.LockResponse, error) {
+	ctx = asCaller(ctx)
 	ss, err := session(ctx, s.c, r.Lease)
 	if err != nil {
 		return nil, err
@@ -64,6 +91,7 @@ func (s *lockServer) Lock(ctx context.Context, r *lpb.LockRequest) (*lpb.LockRes
 
 // Unlock deletes the key Lock returned.
 func (s *lockServer) Unlock(ctx context.Context, r *lpb.UnlockRequest) (*lpb.UnlockResponse, error) {
+	ctx = asCaller(ctx)
 	resp, err := s.c.Delete(ctx, string(r.Key))
 	if err != nil {
 		return nil, err
@@ -77,6 +105,7 @@ type electionServer struct {
 }
 
 func (s *electionServer) Campaign(ctx context.Context, r *epb.CampaignRequest) (*epb.CampaignResponse, error) {
+	ctx = asCaller(ctx)
 	ss, err := session(ctx, s.c, r.Lease)
 	if err != nil {
 		return nil, err
@@ -92,6 +121,7 @@ func (s *electionServer) Campaign(ctx context.Context, r *epb.CampaignRequest) (
 }
 
 func (s *electionServer) Proclaim(ctx context.Context, r *epb.ProclaimRequest) (*epb.ProclaimResponse, error) {
+	ctx = asCaller(ctx)
 	if r.Leader == nil {
 		return nil, ErrMissingLeaderKey
 	}
@@ -107,6 +137,7 @@ func (s *electionServer) Proclaim(ctx context.Context, r *epb.ProclaimRequest) (
 }
 
 func (s *electionServer) Leader(ctx context.Context, r *epb.LeaderRequest) (*epb.LeaderResponse, error) {
+	ctx = asCaller(ctx)
 	ss, err := session(ctx, s.c, -1)
 	if err != nil {
 		return nil, err
@@ -120,7 +151,7 @@ func (s *electionServer) Leader(ctx context.Context, r *epb.LeaderRequest) (*epb
 
 // Observe streams the election's leader value each time it changes.
 func (s *electionServer) Observe(r *epb.LeaderRequest, stream epb.Election_ObserveServer) error {
-	ctx := stream.Context()
+	ctx := asCaller(stream.Context())
 	ss, err := session(ctx, s.c, -1)
 	if err != nil {
 		return err
@@ -142,6 +173,7 @@ func (s *electionServer) Observe(r *epb.LeaderRequest, stream epb.Election_Obser
 }
 
 func (s *electionServer) Resign(ctx context.Context, r *epb.ResignRequest) (*epb.ResignResponse, error) {
+	ctx = asCaller(ctx)
 	if r.Leader == nil {
 		return nil, ErrMissingLeaderKey
 	}

@@ -240,11 +240,6 @@ func (s *Server) LeaseRevoke(ctx context.Context, r *pb.LeaseRevokeRequest) (_ *
 // follower by asking the leader. ErrLeaseNotFound for an unknown or expired lease.
 func (s *Server) LeaseRenew(ctx context.Context, id int64) (_ int64, err error) {
 	defer translate(&err)
-	defer func() {
-		if err == nil {
-			s.leaseObserver().LeaseRenewed()
-		}
-	}()
 	start := timeNow()
 	var firstErr error
 	if !s.isLeader() {
@@ -355,6 +350,13 @@ func (s *Server) renewLocalMany(ctx context.Context, ids []int64) []fwdResult {
 			}()
 		}
 		wg.Wait()
+	}
+	// etcd_debugging_lease_renewed_total counts the renewals the leader saw, its own
+	// clients' and those its followers forwarded.
+	for i := range out {
+		if out[i].err == nil {
+			s.leaseObserver().LeaseRenewed()
+		}
 	}
 	return out
 }

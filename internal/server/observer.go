@@ -1,19 +1,16 @@
 package server
 
-import "time"
-
 // Observer is told the server's events that etcd counts (etcd_server_*; cmd wires
 // internal/metrics' implementation). Its methods run on the request and apply paths:
 // they must be cheap and must not block.
 type Observer interface {
 	// ProposalFailed: a proposal this member made ended without being applied.
 	ProposalFailed()
-	// SlowApply: applying one hand-over of entries took longer than slowApply.
+	// SlowApply: applying one hand-over of entries took longer than
+	// --warning-apply-duration (etcd's default: 100ms).
 	SlowApply()
 }
 
-// slowApply is etcd's default --warning-apply-duration.
-const slowApply = 100 * time.Millisecond
 
 type nopObserver struct{}
 

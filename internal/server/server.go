@@ -299,9 +299,6 @@ func (s *Server) applyNormal(ents []*raftpb.Entry) error {
 		return err
 	}
 	s.warnSlowApply(ents, applyStart, applyEnd) // trace.go
-	if applyEnd.Sub(applyStart) > slowApply {
-		s.observer().SlowApply()
-	}
 	for _, r := range results {
 		if r.ID != 0 {
 			s.waits.trigger(r.ID, s.traced(r.Result, applyStart, applyEnd))

@@ -89,6 +89,7 @@ func (s *Server) warnSlowApply(ents []*raftpb.Entry, start, end time.Time) {
 		limit = DefaultWarningApplyDuration
 	}
 	if took := end.Sub(start); took > limit {
+		s.observer().SlowApply() // etcd_server_slow_apply_total, on the same limit as the warning
 		s.lg.Warn("apply request took too long",
 			zap.Duration("took", took), zap.Duration("expected-duration", limit), zap.String("prefix", ""),
 			zap.String("request", fmt.Sprintf("%d entries, index %d to %d", len(ents), ents[0].GetIndex(), ents[len(ents)-1].GetIndex())),
