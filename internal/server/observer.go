@@ -11,7 +11,6 @@ type Observer interface {
 	SlowApply()
 }
 
-
 type nopObserver struct{}
 
 func (nopObserver) ProposalFailed() {}
