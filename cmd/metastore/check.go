@@ -68,7 +68,7 @@ func checkDataDir(dataDir, walDir string, out io.Writer) error {
 	}
 	es := eng.NewSnapshot()
 	defer es.Close()
-	rev, err := snap.Revision(es)
+	rev, err := storage.StoreRevision(es)
 	if err != nil {
 		return fmt.Errorf("revision log: %w", err)
 	}

@@ -155,7 +155,7 @@ func OpenWithOptions(eng storage.Engine, opts Options) (*Store, error) {
 // version (key, main, sub) is the same on every member, and the installed state's
 // compacted revision is at least the one being run, as both come from the same log.
 func (s *Store) Reload() error {
-	rev, err := lastRevision(s.eng)
+	rev, err := storage.StoreRevision(s.eng)
 	if err != nil {
 		return err
 	}
@@ -181,22 +181,6 @@ func (s *Store) Reload() error {
 	s.mu.Unlock()
 	s.kick()
 	return nil
-}
-
-// lastRevision is the store's revision: the main revision of the last revision-log
-// entry, as every revision writes at least one and compaction removes only those below
-// the compacted revision; 1 (a fresh store) when there is none.
-func lastRevision(r storage.Reader) (int64, error) {
-	it, err := r.NewIter(storage.IterOptions{LowerBound: []byte{storage.PrefixRevision}, UpperBound: []byte{storage.PrefixRevision + 1}})
-	if err != nil {
-		return 0, err
-	}
-	defer it.Close()
-	if !it.Last() {
-		return 1, it.Error()
-	}
-	main, _, err := storage.ParseRevisionKey(it.Key())
-	return max(main, 1), err
 }
 
 func readMeta(r storage.Reader, key []byte, def int64) (int64, error) {

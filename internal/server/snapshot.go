@@ -32,7 +32,7 @@ func (s *Server) Snapshot(ctx context.Context) (_ *Snapshot, err error) {
 		return nil, err
 	}
 	es := s.store.NewSnapshot()
-	rev, err := snap.Revision(es)
+	rev, err := storage.StoreRevision(es)
 	if err != nil {
 		es.Close()
 		return nil, err

@@ -258,18 +258,3 @@ func (p *progressReader) Read(b []byte) (int, error) {
 	}
 	return n, err
 }
-
-// Revision is the store revision of the state r holds: the newest revision-log entry,
-// 1 for a store with none (as mvcc counts it).
-func Revision(r storage.Reader) (int64, error) {
-	it, err := r.NewIter(storage.IterOptions{LowerBound: []byte{storage.PrefixRevision}, UpperBound: []byte{storage.PrefixRevision + 1}})
-	if err != nil {
-		return 0, err
-	}
-	defer it.Close()
-	if !it.Last() {
-		return 1, it.Error()
-	}
-	main, _, err := storage.ParseRevisionKey(it.Key())
-	return max(main, 1), err
-}

@@ -266,6 +266,22 @@ func ParseRevisionKey(k []byte) (main, sub int64, err error) {
 	return int64(binary.BigEndian.Uint64(k[1:])), int64(binary.BigEndian.Uint64(k[9:])), nil
 }
 
+// StoreRevision is the store revision of the state r holds: the main revision of the
+// last revision-log entry, as every revision writes at least one and compaction removes
+// only those below the compacted revision; 1 (a fresh store) when there is none.
+func StoreRevision(r Reader) (int64, error) {
+	it, err := r.NewIter(IterOptions{LowerBound: []byte{PrefixRevision}, UpperBound: []byte{PrefixRevision + 1}})
+	if err != nil {
+		return 0, err
+	}
+	defer it.Close()
+	if !it.Last() {
+		return 1, it.Error()
+	}
+	main, _, err := ParseRevisionKey(it.Key())
+	return max(main, 1), err
+}
+
 // PutUint64 and Uint64 encode the fixed-width integers kept in meta keys.
 func PutUint64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
 
