@@ -113,24 +113,31 @@ func freePorts(t *testing.T, n int) []int {
 	return ports
 }
 
-// newCluster starts n members of bin and waits until each serves client requests.
-func newCluster(t *testing.T, bin binary, n int, extra ...string) *cluster {
-	t.Helper()
-	c := &cluster{t: t, bin: bin}
-	ports := freePorts(t, 2*n)
+// planMembers adds n members named prefix0… to c, each with free client and peer ports
+// and a data dir and log in a temp dir, and returns their --initial-cluster entries.
+func (c *cluster) planMembers(prefix string, n int) []string {
+	ports := freePorts(c.t, 2*n)
+	base := c.t.TempDir()
 	var initial []string
-	base := t.TempDir()
-	for i := 0; i < n; i++ {
+	for i := range n {
 		m := &member{
-			name:      fmt.Sprintf("m%d", i),
-			dataDir:   filepath.Join(base, fmt.Sprintf("m%d", i)),
+			name:      fmt.Sprintf("%s%d", prefix, i),
+			dataDir:   filepath.Join(base, fmt.Sprintf("%s%d", prefix, i)),
 			clientURL: fmt.Sprintf("http://127.0.0.1:%d", ports[2*i]),
 			peerURL:   fmt.Sprintf("http://127.0.0.1:%d", ports[2*i+1]),
-			logPath:   filepath.Join(base, fmt.Sprintf("m%d.log", i)),
+			logPath:   filepath.Join(base, fmt.Sprintf("%s%d.log", prefix, i)),
 		}
 		initial = append(initial, m.name+"="+m.peerURL)
 		c.members = append(c.members, m)
 	}
+	return initial
+}
+
+// newCluster starts n members of bin and waits until each serves client requests.
+func newCluster(t *testing.T, bin binary, n int, extra ...string) *cluster {
+	t.Helper()
+	c := &cluster{t: t, bin: bin}
+	initial := c.planMembers("m", n)
 	for _, m := range c.members {
 		m.args = append([]string{
 			"--name", m.name,

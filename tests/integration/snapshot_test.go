@@ -158,20 +158,7 @@ func TestSnapshotRestoreNewCluster(t *testing.T) {
 func restoredCluster(t *testing.T, file string, n int) *cluster {
 	t.Helper()
 	c := &cluster{t: t, bin: ours()}
-	ports := freePorts(t, 2*n)
-	base := t.TempDir()
-	var initial []string
-	for i := range n {
-		m := &member{
-			name:      fmt.Sprintf("r%d", i),
-			dataDir:   filepath.Join(base, fmt.Sprintf("r%d", i)),
-			clientURL: fmt.Sprintf("http://127.0.0.1:%d", ports[2*i]),
-			peerURL:   fmt.Sprintf("http://127.0.0.1:%d", ports[2*i+1]),
-			logPath:   filepath.Join(base, fmt.Sprintf("r%d.log", i)),
-		}
-		initial = append(initial, m.name+"="+m.peerURL)
-		c.members = append(c.members, m)
-	}
+	initial := c.planMembers("r", n)
 	for _, m := range c.members {
 		runTool(t, "snapshot", "restore", file, "--data-dir", m.dataDir, "--name", m.name,
 			"--initial-cluster", strings.Join(initial, ","), "--initial-cluster-token", "restored-"+t.Name(),
