@@ -76,9 +76,12 @@ type Stats struct {
 	MemTableBytes, ImmutableMemTables, MemTableHits, MemTableMisses uint64
 	// Bloom filters: point reads a filter ruled out, and prefix seeks it ruled out.
 	BloomUseful, BloomPrefixUseful uint64
-	// Tables: live SST bytes and files per level (index = level).
-	TableBytes     uint64
-	FilesPerLevel  []uint64
-	WALBytes       uint64
-	BackgroundErrs uint64
+	// Tables: live SST bytes, bytes of every SST still on disk (live and obsolete
+	// versions'), and files per level (index = level).
+	TableBytes, TotalTableBytes uint64
+	FilesPerLevel               []uint64
+	// WALBytes is the live write-ahead log's size; WALBytesWritten the bytes written to
+	// it since Open.
+	WALBytes, WALBytesWritten uint64
+	BackgroundErrs            uint64
 }

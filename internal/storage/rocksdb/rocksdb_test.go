@@ -209,7 +209,7 @@ func TestStatsCollector(t *testing.T) {
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(`
 # HELP metastore_engine_block_cache_capacity_bytes Capacity of the block cache.
 # TYPE metastore_engine_block_cache_capacity_bytes gauge
-metastore_engine_block_cache_capacity_bytes{engine="rocksdb"} 1.048576e+06
+metastore_engine_block_cache_capacity_bytes 1.048576e+06
 `), "metastore_engine_block_cache_capacity_bytes"); err != nil {
 		t.Fatal(err)
 	}
