@@ -365,8 +365,14 @@ func runWatchModel(t *testing.T, seed uint64) {
 			t.Fatalf("%s: %d events, the model has %d", desc, len(got), len(want))
 		}
 		for i := range got {
-			if !proto.Equal(got[i], want[i]) {
-				t.Fatalf("%s: event %d is %v, the model says %v", desc, i, got[i], want[i])
+			exp := want[i]
+			if got[i].PrevKv == nil && exp.PrevKv != nil && exp.Kv.ModRevision <= compactRev {
+				// As etcd's, the previous version is read at mod_revision-1 when sent: a
+				// compaction that has reached the event's revision leaves it out.
+				exp = &mvccpb.Event{Type: exp.Type, Kv: exp.Kv}
+			}
+			if !proto.Equal(got[i], exp) {
+				t.Fatalf("%s: event %d is %v, the model says %v", desc, i, got[i], exp)
 			}
 		}
 		switch {
