@@ -3,6 +3,7 @@ package grpcapi
 import (
 	"context"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -109,15 +110,28 @@ func (rl *rateLimiter) allow(ctx context.Context) bool {
 }
 
 // clientKey is the address a call is limited by: the host of the peer's address; for
-// an in-process peer, the gateway's X-Forwarded-For, or nothing (not limited).
+// an in-process peer, the HTTP client's address the gateway forwards, or nothing (not
+// limited).
 func clientKey(ctx context.Context) (string, bool) {
 	p, ok := peer.FromContext(ctx)
 	if !ok || p.Addr == nil {
 		return "", false
 	}
 	if p.Addr.Network() == "bufconn" { // this member's own in-process clients
-		if v := metadata.ValueFromIncomingContext(ctx, "x-forwarded-for"); len(v) > 0 && v[0] != "" {
-			return v[0], true
+		// grpc-gateway appends the HTTP peer's own address after whatever the request
+		// carried (its X-Forwarded-For header, or a Grpc-Metadata-X-Forwarded-For), so
+		// only the last entry of the last value is the client's: the rest is the
+		// client's to choose and would give it a fresh bucket on every request.
+		v := metadata.ValueFromIncomingContext(ctx, "x-forwarded-for")
+		if len(v) == 0 {
+			return "", false
+		}
+		last := v[len(v)-1]
+		if i := strings.LastIndexByte(last, ','); i >= 0 {
+			last = last[i+1:]
+		}
+		if last = strings.TrimSpace(last); last != "" {
+			return last, true
 		}
 		return "", false
 	}

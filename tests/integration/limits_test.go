@@ -2,6 +2,7 @@ package integration
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -107,4 +108,31 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// The gateway is limited by the HTTP client's own address: an X-Forwarded-For (or a
+// Grpc-Metadata-X-Forwarded-For) the client sends does not buy it a fresh bucket.
+func TestGatewayRateLimitIgnoresClientsForwardedFor(t *testing.T) {
+	c := newCluster(t, ours(), 1, "--client-request-rate=0.001", "--client-request-burst=3")
+	m := c.members[0]
+	var last string
+	for i := 0; i < 6; i++ {
+		req, err := http.NewRequest(http.MethodPost, m.clientURL+"/v3/kv/put", strings.NewReader(`{"key":"Zm9v","value":"YmFy"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Forwarded-For", fmt.Sprintf("10.0.0.%d", i+1))
+		req.Header.Set("Grpc-Metadata-X-Forwarded-For", fmt.Sprintf("10.1.0.%d", i+1))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		last = string(b)
+	}
+	if !strings.Contains(last, "etcdserver: too many requests") {
+		t.Fatalf("the sixth put over HTTP with a burst of 3 answered %s, want etcd's too many requests", last)
+	}
 }
