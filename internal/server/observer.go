@@ -9,12 +9,19 @@ type Observer interface {
 	// SlowApply: applying one hand-over of entries took longer than
 	// --warning-apply-duration (etcd's default: 100ms).
 	SlowApply()
+	// SlowReadIndex: a ReadIndex round waited past its retry interval, got an answer
+	// to an earlier round, or timed out (etcd's slow_read_indexes_total).
+	SlowReadIndex()
+	// ReadIndexFailed: raft refused a ReadIndex request (etcd's read_indexes_failed_total).
+	ReadIndexFailed()
 }
 
 type nopObserver struct{}
 
-func (nopObserver) ProposalFailed() {}
-func (nopObserver) SlowApply()      {}
+func (nopObserver) ProposalFailed()  {}
+func (nopObserver) SlowApply()       {}
+func (nopObserver) SlowReadIndex()   {}
+func (nopObserver) ReadIndexFailed() {}
 
 func (s *Server) observer() Observer {
 	if s.cfg.Observer == nil {

@@ -90,6 +90,7 @@ func (s *Server) requestReadIndex(seq uint64) (uint64, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ElectionTimeout)
 		defer cancel()
 		if err := s.node.ReadIndex(ctx, rctx); err != nil {
+			s.observer().ReadIndexFailed()
 			s.lg.Debug("read index request failed", zap.Error(err))
 		}
 	}
@@ -100,8 +101,11 @@ func (s *Server) requestReadIndex(seq uint64) (uint64, error) {
 			if len(rs.RequestCtx) == 8 && binary.BigEndian.Uint64(rs.RequestCtx) == seq {
 				return rs.Index, nil
 			}
-			// A stale answer to an earlier round that timed out: ignore it.
+			// A stale answer to an earlier round that timed out: ignore it (etcd counts
+			// it as a slow read index: this member's reads queue behind the leader).
+			s.observer().SlowReadIndex()
 		case <-retry.C:
+			s.observer().SlowReadIndex()
 			send()
 		case <-leaderChanged:
 			leaderChanged = s.node.LeaderChanged()
@@ -109,6 +113,7 @@ func (s *Server) requestReadIndex(seq uint64) (uint64, error) {
 				send()
 			}
 		case <-timeout.C:
+			s.observer().SlowReadIndex()
 			return 0, ErrTimeout
 		case <-s.stopping:
 			return 0, ErrStopped

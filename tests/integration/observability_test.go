@@ -248,5 +248,16 @@ func TestObservabilityMetricsFollowTheCluster(t *testing.T) {
 		c.stop(2)
 		obsWaitFor(t, url(0), "etcd_server_has_leader 0 on the member left alone", 30*time.Second,
 			func(s map[string]float64) bool { v, ok := s["etcd_server_has_leader"]; return ok && v == 0 })
+		// A linearizable read cannot be confirmed without a quorum: it fails, and the
+		// ReadIndex rounds that waited past their retry interval are counted as slow.
+		slowBefore := obsScrape(t, url(0))["etcd_server_slow_read_indexes_total"]
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		_, err := cli.Get(ctx, "obs/1")
+		cancel()
+		if err == nil {
+			t.Fatal("a linearizable get without a quorum succeeded")
+		}
+		obsWaitFor(t, url(0), "etcd_server_slow_read_indexes_total rising after a read without a quorum", 10*time.Second,
+			func(s map[string]float64) bool { return s["etcd_server_slow_read_indexes_total"] > slowBefore })
 	})
 }
