@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/metastore/metastore/internal/config"
 	"github.com/metastore/metastore/internal/membership"
 	"github.com/metastore/metastore/internal/snap"
+	"github.com/metastore/metastore/internal/storage"
 	"github.com/metastore/metastore/internal/storage/pebble"
 )
 
@@ -21,6 +23,8 @@ type restoreFlags struct {
 	dataDir, walDir, name       string
 	initialCluster, token, urls string
 	skipHash                    bool
+	bumpRevision                uint64
+	markCompacted               bool
 }
 
 func snapshotRestoreCommand() *cobra.Command {
@@ -48,6 +52,8 @@ func snapshotRestoreCommand() *cobra.Command {
 	fl.StringVar(&f.token, "initial-cluster-token", config.DefaultInitialClusterToken, "the new cluster's token")
 	fl.StringVar(&f.urls, "initial-advertise-peer-urls", config.DefaultAdvertisePeerURLs, "this member's peer URLs")
 	fl.BoolVar(&f.skipHash, "skip-hash-check", false, "do not check the sha256 digest (needed for a file copied from a data dir's snap/)")
+	fl.Uint64Var(&f.bumpRevision, "bump-revision", 0, "How much to increase the latest revision after restore")
+	fl.BoolVar(&f.markCompacted, "mark-compacted", false, "Mark the latest revision after restore as the point of scheduled compaction (required if --bump-revision > 0, disallowed otherwise)")
 	return cmd
 }
 
@@ -77,6 +83,10 @@ func restoreConfig(f restoreFlags) (*config.Config, error) {
 // restoreSnapshot writes a new data dir from the snapshot file at path. A data dir (or
 // WAL dir) that exists is refused; one this run created is removed if it fails.
 func restoreSnapshot(path string, f restoreFlags, out io.Writer) (err error) {
+	if (f.bumpRevision > 0) != f.markCompacted {
+		// etcdutl's text, for both mistakes.
+		return usageError{errors.New("--mark-compacted required if --revision-bump > 0")}
+	}
 	cfg, err := restoreConfig(f)
 	if err != nil {
 		return err
@@ -119,6 +129,11 @@ func restoreSnapshot(path string, f restoreFlags, out io.Writer) (err error) {
 	if err != nil {
 		return fmt.Errorf("restore %s: %w", path, err)
 	}
+	if f.bumpRevision > 0 {
+		if info.Revision, err = bumpRevision(eng, f.bumpRevision); err != nil {
+			return fmt.Errorf("bump revision: %w", err)
+		}
+	}
 	// The new cluster's identity, as a first start with these flags would write it.
 	cl, selfID, _, err := loadOrBootstrapCluster(cfg, eng, lg, nil)
 	if err != nil {
@@ -133,4 +148,28 @@ func restoreSnapshot(path string, f restoreFlags, out io.Writer) (err error) {
 			zap.Strings("peer-urls", m.PeerURLs))
 	}
 	return nil
+}
+
+// bumpRevision moves the restored store by n revisions and compacts there, as etcdutl's
+// --bump-revision with --mark-compacted: the next write gets revision+n+1, and every
+// read or watch from a revision the old cluster served (below revision+n) answers
+// "compacted", so clients that cached the old cluster's revisions (Kubernetes'
+// informers) list again instead of missing what changed after the snapshot. The
+// compaction is scheduled (storage.MetaCompactScheduled), which raises the store revision
+// (storage.StoreRevision); the member compacts physically once it runs.
+func bumpRevision(eng storage.Engine, n uint64) (int64, error) {
+	rev, err := storage.StoreRevision(eng)
+	if err != nil {
+		return 0, err
+	}
+	if n > uint64(math.MaxInt64-rev) {
+		return 0, fmt.Errorf("revision %d + %d overflows", rev, n)
+	}
+	rev += int64(n)
+	b := eng.NewBatch()
+	defer b.Close()
+	if err := b.Set(storage.MetaCompactScheduled, storage.PutUint64(uint64(rev))); err != nil {
+		return 0, err
+	}
+	return rev, b.Commit(true)
 }

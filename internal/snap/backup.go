@@ -159,6 +159,12 @@ func ReadBackup(path string, opts BackupOptions, fn func(key, value []byte) erro
 			}
 		case bytes.Equal(k, storage.MetaClusterVersion):
 			info.Version = string(v)
+		case bytes.Equal(k, storage.MetaCompactScheduled):
+			// A compaction scheduled above the last revision (restore --bump-revision)
+			// is the store's revision: see storage.StoreRevision.
+			if c, err := storage.Uint64(v); err == nil {
+				info.Revision = max(info.Revision, int64(c))
+			}
 		}
 		if fn != nil {
 			if err := fn(k, v); err != nil {

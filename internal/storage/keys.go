@@ -268,18 +268,38 @@ func ParseRevisionKey(k []byte) (main, sub int64, err error) {
 
 // StoreRevision is the store revision of the state r holds: the main revision of the
 // last revision-log entry, as every revision writes at least one and compaction removes
-// only those below the compacted revision; 1 (a fresh store) when there is none.
+// only those below the compacted revision; 1 (a fresh store) when there is none. A
+// scheduled compaction above it raises it: `snapshot restore --bump-revision N
+// --mark-compacted` moves the store to revision+N by scheduling a compaction there, as
+// etcdutl does, without writing a revision-log entry that names no key.
 func StoreRevision(r Reader) (int64, error) {
 	it, err := r.NewIter(IterOptions{LowerBound: []byte{PrefixRevision}, UpperBound: []byte{PrefixRevision + 1}})
 	if err != nil {
 		return 0, err
 	}
 	defer it.Close()
-	if !it.Last() {
-		return 1, it.Error()
+	rev := int64(1)
+	if it.Last() {
+		main, _, err := ParseRevisionKey(it.Key())
+		if err != nil {
+			return 0, err
+		}
+		rev = max(rev, main)
+	} else if err := it.Error(); err != nil {
+		return 0, err
 	}
-	main, _, err := ParseRevisionKey(it.Key())
-	return max(main, 1), err
+	switch b, err := r.Get(MetaCompactScheduled); {
+	case errors.Is(err, ErrNotFound):
+	case err != nil:
+		return 0, err
+	default:
+		c, err := Uint64(b)
+		if err != nil {
+			return 0, err
+		}
+		rev = max(rev, int64(c))
+	}
+	return rev, nil
 }
 
 // PutUint64 and Uint64 encode the fixed-width integers kept in meta keys.
