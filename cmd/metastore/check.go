@@ -14,7 +14,6 @@ import (
 	"github.com/metastore/metastore/internal/raftlog"
 	"github.com/metastore/metastore/internal/snap"
 	"github.com/metastore/metastore/internal/storage"
-	"github.com/metastore/metastore/internal/storage/pebble"
 )
 
 func checkCommand() *cobra.Command {
@@ -52,7 +51,7 @@ func checkDataDir(dataDir, walDir string, out io.Writer) error {
 	if walDir == "" {
 		walDir = filepath.Join(dataDir, "wal")
 	}
-	eng, err := pebble.Open(filepath.Join(dataDir, "db"), pebble.Options{Logger: zap.NewNop()})
+	eng, err := openToolEngine(filepath.Join(dataDir, "db"))
 	if err != nil {
 		return fmt.Errorf("engine: %w", err)
 	}

@@ -15,7 +15,6 @@ import (
 	"github.com/metastore/metastore/internal/membership"
 	"github.com/metastore/metastore/internal/snap"
 	"github.com/metastore/metastore/internal/storage"
-	"github.com/metastore/metastore/internal/storage/pebble"
 )
 
 // restoreFlags are etcdutl snapshot restore's flags that MetaStore takes.
@@ -114,9 +113,9 @@ func restoreSnapshot(path string, f restoreFlags, out io.Writer) (err error) {
 			os.RemoveAll(cfg.DataDir)
 		}
 	}()
-	eng, err := pebble.Open(filepath.Join(cfg.DataDir, "db"), pebble.Options{Logger: zap.NewNop()})
+	eng, err := openToolEngine(filepath.Join(cfg.DataDir, "db"))
 	if err != nil {
-		return fmt.Errorf("open storage: %w", err)
+		return err
 	}
 	defer func() {
 		if cerr := eng.Close(); err == nil {

@@ -15,10 +15,10 @@ import (
 
 // The offline tools are cobra subcommands of the one binary, as etcdutl's are of its
 // own: `metastore snapshot save|status|restore` (snapshot.go, restore.go) and
-// `metastore check` (check.go). Without one of their names as the first argument the
+// `metastore check` (check.go) and `metastore defrag` (defrag.go). Without one of their names as the first argument the
 // binary is the server, with etcd's flags, exactly as before (a bare word is no flag
 // of etcd's, so no server command line starts with one).
-var toolNames = map[string]bool{"snapshot": true, "check": true}
+var toolNames = map[string]bool{"snapshot": true, "check": true, "defrag": true}
 
 // runTool runs the tool named by args[0], if args name one; ok tells whether they did.
 func runTool(args []string) (code int, ok bool) {
@@ -31,7 +31,7 @@ func runTool(args []string) (code int, ok bool) {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(snapshotCommand(), checkCommand())
+	root.AddCommand(snapshotCommand(), checkCommand(), defragCommand())
 	root.SetArgs(args)
 	if err := root.Execute(); err != nil {
 		fmt.Fprintf(os.Stderr, "Error: %v\n", err)
