@@ -264,6 +264,7 @@ func loadOptionFlags(fs *pflag.FlagSet, opts *workload.LoadOptions, keys int) {
 	fs.StringVar(&opts.Prefix, "prefix", workload.DefaultListPrefix, "Prefix under which the keys are written")
 	fs.IntVar(&opts.Keys, "keys", keys, "Number of keys under the prefix")
 	fs.IntVar(&opts.BatchSize, "batch", 100, "Puts per transaction when writing the keys")
+	fs.BoolVar(&opts.RandomValues, "random-values", false, "Give every key its own random (incompressible) value")
 }
 
 func loadCommand(g *globals, o Options) *cobra.Command {

@@ -19,6 +19,9 @@ type LoadOptions struct {
 	Prefix    string
 	Keys      int // keys to write: Prefix + zero-padded index
 	BatchSize int // puts per transaction; etcd accepts at most 128 by default
+	// RandomValues gives every key its own random value, so the engine's compression
+	// cannot shrink the data set (the default writes one value for all keys).
+	RandomValues bool
 }
 
 func (o *LoadOptions) validate() error {
@@ -54,7 +57,11 @@ func Load(ctx context.Context, e *Env, o LoadOptions) (report.Output, error) {
 		lo, hi := b*o.BatchSize, min((b+1)*o.BatchSize, o.Keys)
 		ops := make([]clientv3.Op, 0, hi-lo)
 		for i := lo; i < hi; i++ {
-			ops = append(ops, clientv3.OpPut(ListKey(o.Prefix, i), val))
+			v := val
+			if o.RandomValues {
+				v = randomValue(e.Cfg.ValSize)
+			}
+			ops = append(ops, clientv3.OpPut(ListKey(o.Prefix, i), v))
 		}
 		return Op{Do: func(ctx context.Context, c *clientv3.Client, _ int) error {
 			_, err := c.Txn(ctx).Then(ops...).Commit()
