@@ -61,6 +61,7 @@ var needPeers = map[string]bool{
 	"etcd_network_peer_round_trip_time_seconds": true,
 	"etcd_network_peer_sent_bytes_total":        true,
 	"etcd_network_peer_received_bytes_total":    true,
+	"etcd_network_peer_sent_failures_total":     true,
 }
 
 // grpcLabels are label names of grpc_server_* the regexp also matches.

@@ -59,6 +59,7 @@ type Etcd struct {
 	leaseTTL                                 prometheus.Histogram
 
 	peerSent     *prometheus.CounterVec
+	peerFailed   *prometheus.CounterVec
 	peerReceived *prometheus.CounterVec
 	peerRTT      *prometheus.HistogramVec
 	snapSuccess  *prometheus.CounterVec
@@ -70,7 +71,7 @@ type Etcd struct {
 }
 
 type peerSeries struct {
-	sent, received prometheus.Counter
+	sent, failed, received prometheus.Counter
 }
 
 func opts(ns, sub, name, help string) prometheus.Opts {
@@ -122,6 +123,8 @@ func New(reg prometheus.Registerer, src Sources) *Etcd {
 			prometheus.ExponentialBuckets(1, 2, 24)),
 		peerSent: prometheus.NewCounterVec(prometheus.CounterOpts(opts("etcd", "network", "peer_sent_bytes_total",
 			"The total number of bytes sent to peers.")), []string{"To"}),
+		peerFailed: prometheus.NewCounterVec(prometheus.CounterOpts(opts("etcd", "network", "peer_sent_failures_total",
+			"The total number of send failures from peers.")), []string{"To"}),
 		peerReceived: prometheus.NewCounterVec(prometheus.CounterOpts(opts("etcd", "network", "peer_received_bytes_total",
 			"The total number of bytes received from peers.")), []string{"From"}),
 		peerRTT: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "etcd", Subsystem: "network", Name: "peer_round_trip_time_seconds",
@@ -134,7 +137,7 @@ func New(reg prometheus.Registerer, src Sources) *Etcd {
 			Help: "Total latency distributions of v3 snapshot sends", Buckets: prometheus.ExponentialBuckets(0.1, 2, 10)}, []string{"To"}),
 	}
 	cs := []prometheus.Collector{e.walFsync, e.walBytes, e.backendCommit, e.backendSnap, e.proposalsFailed, e.slowApply,
-		e.slowReadIndex, e.readIndexFailed, e.heartbeatFailed, e.leaseGranted, e.leaseRevoked, e.leaseRenewed, e.leaseTTL, e.peerSent, e.peerReceived, e.peerRTT,
+		e.slowReadIndex, e.readIndexFailed, e.heartbeatFailed, e.leaseGranted, e.leaseRevoked, e.leaseRenewed, e.leaseTTL, e.peerSent, e.peerFailed, e.peerReceived, e.peerRTT,
 		e.snapSuccess, e.snapFailure, e.snapDuration}
 	cs = append(cs, scrapeTime(src)...)
 	for _, c := range cs {
@@ -265,13 +268,15 @@ func (e *Etcd) peer(id uint64) *peerSeries {
 		return p.(*peerSeries)
 	}
 	l := strconv.FormatUint(id, 16)
-	p, _ := e.peers.LoadOrStore(id, &peerSeries{sent: e.peerSent.WithLabelValues(l), received: e.peerReceived.WithLabelValues(l)})
+	p, _ := e.peers.LoadOrStore(id, &peerSeries{sent: e.peerSent.WithLabelValues(l), failed: e.peerFailed.WithLabelValues(l),
+		received: e.peerReceived.WithLabelValues(l)})
 	return p.(*peerSeries)
 }
 
-// PeerSent, PeerReceived, HeartbeatSendFailed and SnapshotSent implement
-// transport.Observer.
+// PeerSent, PeerSendFailed, PeerReceived, HeartbeatSendFailed and SnapshotSent
+// implement transport.Observer.
 func (e *Etcd) PeerSent(to uint64, bytes int)       { e.peer(to).sent.Add(float64(bytes)) }
+func (e *Etcd) PeerSendFailed(to uint64, msgs int)  { e.peer(to).failed.Add(float64(msgs)) }
 func (e *Etcd) PeerReceived(from uint64, bytes int) { e.peer(from).received.Add(float64(bytes)) }
 func (e *Etcd) HeartbeatSendFailed(uint64)          { e.heartbeatFailed.Inc() }
 func (e *Etcd) SnapshotSent(to uint64, took time.Duration, err error) {

@@ -12,6 +12,11 @@ import (
 type Observer interface {
 	// PeerSent: bytes written on the message stream to the peer.
 	PeerSent(to uint64, bytes int)
+	// PeerSendFailed: sends to the peer failed: msgs is 1 for a message dropped from a
+	// full queue, and 1 for a failed stream (the message it was opened for, or the one
+	// being written) plus the queued messages dropped with it (etcd's
+	// peer_sent_failures_total, which the etcd-mixin's etcdMembersDown alert reads).
+	PeerSendFailed(to uint64, msgs int)
 	// PeerReceived: the bytes of one message frame received from the peer.
 	PeerReceived(from uint64, bytes int)
 	// HeartbeatSendFailed: a heartbeat to the peer was dropped (its queue is full).
@@ -26,6 +31,7 @@ type Observer interface {
 type nopObserver struct{}
 
 func (nopObserver) PeerSent(uint64, int)                      {}
+func (nopObserver) PeerSendFailed(uint64, int)                {}
 func (nopObserver) PeerReceived(uint64, int)                  {}
 func (nopObserver) HeartbeatSendFailed(uint64)                {}
 func (nopObserver) SnapshotSent(uint64, time.Duration, error) {}

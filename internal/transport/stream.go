@@ -47,6 +47,7 @@ func (p *peer) run() {
 		}
 		p.t.raft().ReportUnreachable(p.id)
 		dropped := p.drain()
+		p.t.cfg.Observer.PeerSendFailed(p.id, 1+dropped) // see Observer.PeerSendFailed
 		p.t.lg.Debug("message stream failed", zap.String("remote-member-id", idString(p.id)),
 			zap.Int("dropped", dropped), zap.Error(err))
 		if accepted {

@@ -276,6 +276,9 @@ func (t *Transport) Send(msgs []*raftpb.Message) {
 			continue
 		}
 		ok := p.enqueue(b)
+		if !ok {
+			t.cfg.Observer.PeerSendFailed(to, 1)
+		}
 		if !ok && m.GetType() == raftpb.MsgHeartbeat {
 			t.cfg.Observer.HeartbeatSendFailed(to)
 		}

@@ -143,14 +143,15 @@ func obsAlertMetrics(t *testing.T) (alerts []string, names map[string]bool) {
 // names, and every metric they read is on a running member's /metrics, ours and real
 // etcd's alike (so the same rules serve both), with --metrics=extensive, which
 // etcdGRPCRequestsSlow's grpc_server_handling_seconds needs. The peer round-trip
-// histogram appears once a peer was probed, so it is waited for.
+// histogram appears once a peer was probed, and the peer send failures once a peer is
+// down, so they are waited for.
 func TestObservabilityEtcdMixinAlerts(t *testing.T) {
 	alerts, names := obsAlertMetrics(t)
 	have := map[string]bool{}
 	for _, a := range alerts {
 		have[a] = true
 	}
-	for _, a := range []string{"etcdNoLeader", "etcdHighNumberOfLeaderChanges",
+	for _, a := range []string{"etcdMembersDown", "etcdNoLeader", "etcdHighNumberOfLeaderChanges",
 		"etcdHighFsyncDurations", "etcdHighCommitDurations", "etcdDatabaseQuotaLowSpace",
 		"etcdHighNumberOfFailedGRPCRequests", "etcdHighNumberOfFailedProposals"} {
 		if !have[a] {
@@ -172,6 +173,12 @@ func TestObservabilityEtcdMixinAlerts(t *testing.T) {
 			s = obsWaitFor(t, url, rtt+" after the peers were probed", 30*time.Second,
 				func(s map[string]float64) bool { _, ok := s[rtt]; return ok })
 		}
+		// etcdMembersDown reads the peer send failures, which appear (on both) once a
+		// peer is down: stop one and wait for them on another.
+		const failures = "etcd_network_peer_sent_failures_total"
+		c.stop(2)
+		s = obsWaitFor(t, url, failures+" after a peer stopped", 30*time.Second,
+			func(s map[string]float64) bool { return s[failures] > 0 })
 		for n := range names {
 			_, ok := s[n]
 			switch {
