@@ -23,7 +23,14 @@ start() { # bin name clientport peerport initial-cluster state
 		--initial-cluster "$5" --initial-cluster-state "$6" >"$dir/$2.log" 2>&1 &
 	pids+=($!)
 }
-status() { "$etcdctl" --endpoints "127.0.0.1:$1" endpoint status -w json 2>/dev/null | python3 -c 'import json,sys; s=json.load(sys.stdin)[0]["Status"]; print(s["header"]["revision"], s.get("raftAppliedIndex",0))'; }
+status() { "$etcdctl" --endpoints "127.0.0.1:$1" endpoint status -w json 2>/dev/null | python3 -c '
+import json, sys
+try:
+    s = json.load(sys.stdin)[0]["Status"]
+    print(s["header"]["revision"], s.get("raftAppliedIndex", 0))
+except Exception:
+    print(0, 0)
+'; }
 now() { date +%s.%N; }
 
 printf '| server | round | loaded MiB | db on the leader | join: start to revision served | db on the new member |\n|---|---|---|---|---|---|\n'
@@ -49,7 +56,7 @@ for r in $(seq "$rounds"); do
 		t1=$(now)
 		printf '| %s | %d | %d | %s | %.2f s | %s |\n' "$srv" "$r" "$mb" "$(du -sh "$dir/m1" | cut -f1)" \
 			"$(python3 -c "print($t1-$t0)")" "$(du -sh "$dir/m2" | cut -f1)"
-		du -sh "$dir"/m1/* "$dir"/m2/* >&2
+		du -sh "$dir"/m1/* "$dir"/m2/* >&2 # where the space is
 		kill "${pids[@]}"
 		wait "${pids[@]}" 2>/dev/null || true
 	done
