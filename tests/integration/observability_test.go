@@ -165,7 +165,10 @@ func TestObservabilityEtcdMixinAlerts(t *testing.T) {
 			mustPut(t, cli, fmt.Sprintf("obs/%d", i), "v")
 		}
 		mustGet(t, cli, "obs/", clientv3.WithPrefix())
-		url := c.members[0].clientURL + "/metrics"
+		// The leader is scraped: it is the member that keeps sending to every peer,
+		// so the one whose send failures appear when a follower stops.
+		leader := c.leaderIndex(t)
+		url := c.members[leader].clientURL + "/metrics"
 		const rtt = "etcd_network_peer_round_trip_time_seconds_bucket"
 		ours := b.name == "metastore"
 		s := obsScrape(t, url)
@@ -174,9 +177,9 @@ func TestObservabilityEtcdMixinAlerts(t *testing.T) {
 				func(s map[string]float64) bool { _, ok := s[rtt]; return ok })
 		}
 		// etcdMembersDown reads the peer send failures, which appear (on both) once a
-		// peer is down: stop one and wait for them on another.
+		// peer is down: stop a follower and wait for them on the leader.
 		const failures = "etcd_network_peer_sent_failures_total"
-		c.stop(2)
+		c.stop((leader + 1) % 3)
 		s = obsWaitFor(t, url, failures+" after a peer stopped", 30*time.Second,
 			func(s map[string]float64) bool { return s[failures] > 0 })
 		for n := range names {
@@ -231,6 +234,7 @@ func TestObservabilityMetricsFollowTheCluster(t *testing.T) {
 		rise("etcd_server_proposals_committed_total", puts+2)
 		rise("etcd_server_proposals_applied_total", puts+2)
 		rise("etcd_disk_wal_fsync_duration_seconds_count", 1)
+		rise("etcd_server_apply_duration_seconds_count", puts+2)
 		// etcd commits its backend on a timer (100ms batches), not per put: wait for it.
 		obsWaitFor(t, url(0), "a backend commit after the puts", 10*time.Second, func(s map[string]float64) bool {
 			return s["etcd_disk_backend_commit_duration_seconds_count"] > before["etcd_disk_backend_commit_duration_seconds_count"]
