@@ -76,9 +76,10 @@ type Applier struct {
 
 	// Owned by the apply goroutine.
 	appliedTerm    uint64
-	alarms         alarmSet  // includes alarms written into the batch not yet committed
-	clusterVersion Version   // likewise
-	maxLearners    int       // SetMaxLearners; 0: membership.DefaultMaxLearners
+	alarms         alarmSet // includes alarms written into the batch not yet committed
+	clusterVersion Version  // likewise
+	maxLearners    int      // SetMaxLearners; 0: membership.DefaultMaxLearners
+	requestHook    RequestHook
 	auth           authState // users, roles, permissions (auth.go)
 
 	appliedIndex atomic.Uint64

@@ -78,7 +78,13 @@ func (a *Applier) applyEntries(ents []*raftpb.Entry) ([]Applied, error) {
 			} else {
 				ap.ID = requestID(&r)
 				b, count := p.b, p.b.Count()
-				res, err := a.applyRequest(p, &r)
+				var res *Result
+				var err error
+				if a.requestHook != nil {
+					res, err = a.requestHook(&r, func() (*Result, error) { return a.applyRequest(p, &r) })
+				} else {
+					res, err = a.applyRequest(p, &r)
+				}
 				if err != nil {
 					return out, fmt.Errorf("apply: entry %d: %w", idx, err)
 				}
@@ -101,6 +107,15 @@ func (a *Applier) applyEntries(ents []*raftpb.Entry) ([]Applied, error) {
 	}
 	return out, nil
 }
+
+// RequestHook runs the apply of one request: it must call apply once and return what
+// apply returned. The server times requests with it (etcd's apply_duration_seconds), so
+// the clock stays outside the state machine.
+type RequestHook func(r *pb.InternalRaftRequest, apply func() (*Result, error)) (*Result, error)
+
+// SetRequestHook installs h around every request ApplyEntries applies. Call it before
+// the first apply.
+func (a *Applier) SetRequestHook(h RequestHook) { a.requestHook = h }
 
 func requestID(r *pb.InternalRaftRequest) uint64 {
 	if r.ID != 0 {

@@ -54,6 +54,10 @@ type Etcd struct {
 	slowReadIndex   prometheus.Counter
 	readIndexFailed prometheus.Counter
 	heartbeatFailed prometheus.Counter
+	promoted        prometheus.Counter
+	promoteFailed   *prometheus.CounterVec
+	applySec        *prometheus.HistogramVec
+	applySeries     sync.Map // applyKey → prometheus.Observer
 
 	leaseGranted, leaseRevoked, leaseRenewed prometheus.Counter
 	leaseTTL                                 prometheus.Histogram
@@ -116,9 +120,15 @@ func New(reg prometheus.Registerer, src Sources) *Etcd {
 		slowReadIndex:   counter("etcd", "server", "slow_read_indexes_total", "The total number of pending read indexes not in sync with leader's or timed out read index requests."),
 		readIndexFailed: counter("etcd", "server", "read_indexes_failed_total", "The total number of failed read indexes seen."),
 		heartbeatFailed: counter("etcd", "server", "heartbeat_send_failures_total", "The total number of leader heartbeat send failures (likely overloaded from slow disk)."),
-		leaseGranted:    counter("etcd_debugging", "lease", "granted_total", "The total number of granted leases."),
-		leaseRevoked:    counter("etcd_debugging", "lease", "revoked_total", "The total number of revoked leases."),
-		leaseRenewed:    counter("etcd_debugging", "lease", "renewed_total", "The number of renewed leases seen by the leader."),
+		promoted:        counter("etcd", "server", "learner_promote_successes", "The total number of successful learner promotions while this member is leader."),
+		promoteFailed: prometheus.NewCounterVec(prometheus.CounterOpts(opts("etcd", "server", "learner_promote_failures",
+			"The total number of failed learner promotions (likely learner not ready) while this member is leader.")), []string{"Reason"}),
+		applySec: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "etcd", Subsystem: "server", Name: "apply_duration_seconds",
+			Help: "The latency distributions of v2 apply called by backend.", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 20)},
+			[]string{"version", "op", "success"}),
+		leaseGranted: counter("etcd_debugging", "lease", "granted_total", "The total number of granted leases."),
+		leaseRevoked: counter("etcd_debugging", "lease", "revoked_total", "The total number of revoked leases."),
+		leaseRenewed: counter("etcd_debugging", "lease", "renewed_total", "The number of renewed leases seen by the leader."),
 		leaseTTL: histogram("etcd_debugging", "lease", "ttl_total", "Bucketed histogram of lease TTLs.",
 			prometheus.ExponentialBuckets(1, 2, 24)),
 		peerSent: prometheus.NewCounterVec(prometheus.CounterOpts(opts("etcd", "network", "peer_sent_bytes_total",
@@ -137,7 +147,7 @@ func New(reg prometheus.Registerer, src Sources) *Etcd {
 			Help: "Total latency distributions of v3 snapshot sends", Buckets: prometheus.ExponentialBuckets(0.1, 2, 10)}, []string{"To"}),
 	}
 	cs := []prometheus.Collector{e.walFsync, e.walBytes, e.backendCommit, e.backendSnap, e.proposalsFailed, e.slowApply,
-		e.slowReadIndex, e.readIndexFailed, e.heartbeatFailed, e.leaseGranted, e.leaseRevoked, e.leaseRenewed, e.leaseTTL, e.peerSent, e.peerFailed, e.peerReceived, e.peerRTT,
+		e.slowReadIndex, e.readIndexFailed, e.heartbeatFailed, e.promoted, e.promoteFailed, e.applySec, e.leaseGranted, e.leaseRevoked, e.leaseRenewed, e.leaseTTL, e.peerSent, e.peerFailed, e.peerReceived, e.peerRTT,
 		e.snapSuccess, e.snapFailure, e.snapDuration}
 	cs = append(cs, scrapeTime(src)...)
 	for _, c := range cs {
@@ -262,6 +272,27 @@ func (e *Etcd) ProposalFailed()  { e.proposalsFailed.Inc() }
 func (e *Etcd) SlowApply()       { e.slowApply.Inc() }
 func (e *Etcd) SlowReadIndex()   { e.slowReadIndex.Inc() }
 func (e *Etcd) ReadIndexFailed() { e.readIndexFailed.Inc() }
+
+// LearnerPromoted and LearnerPromoteFailed implement server.MemberObserver.
+func (e *Etcd) LearnerPromoted()                   { e.promoted.Inc() }
+func (e *Etcd) LearnerPromoteFailed(reason string) { e.promoteFailed.WithLabelValues(reason).Inc() }
+
+type applyKey struct {
+	op      string
+	success bool
+}
+
+// Applied implements server.ApplyObserver (etcd_server_apply_duration_seconds, with
+// etcd's version label "v3"); series are cached by op, so the apply path formats no
+// label after the first of each.
+func (e *Etcd) Applied(op string, success bool, took time.Duration) {
+	k := applyKey{op, success}
+	o, ok := e.applySeries.Load(k)
+	if !ok {
+		o, _ = e.applySeries.LoadOrStore(k, e.applySec.WithLabelValues("v3", op, strconv.FormatBool(success)))
+	}
+	o.(prometheus.Observer).Observe(float64(took.Microseconds()) / 1e6)
+}
 
 func (e *Etcd) peer(id uint64) *peerSeries {
 	if p, ok := e.peers.Load(id); ok {

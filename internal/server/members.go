@@ -83,9 +83,23 @@ func (s *Server) MemberUpdate(ctx context.Context, id uint64, peerURLs []string)
 // leader over the peer port (promote.go), as etcd does.
 func (s *Server) MemberPromote(ctx context.Context, id uint64) (_ []*pb.Member, err error) {
 	defer translate(&err)
-	members, err := s.promoteLocal(ctx, id)
+	members, err := s.promoteCounted(ctx, id)
 	if errors.Is(err, ErrNotLeader) {
 		return s.forwardPromote(ctx, id)
+	}
+	return members, err
+}
+
+// promoteCounted is promoteLocal, counted as etcd counts promotions: by the member
+// that decided (the leader, asked directly or forwarded to), not by one that only
+// forwarded; the failure's label is the error etcd's client sees.
+func (s *Server) promoteCounted(ctx context.Context, id uint64) ([]*pb.Member, error) {
+	members, err := s.promoteLocal(ctx, id)
+	switch {
+	case err == nil:
+		s.memberObserver().LearnerPromoted()
+	case !errors.Is(err, ErrNotLeader):
+		s.memberObserver().LearnerPromoteFailed(TranslateError(err).Error())
 	}
 	return members, err
 }

@@ -1,5 +1,15 @@
 package server
 
+import (
+	"errors"
+	"time"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+
+	"github.com/metastore/metastore/internal/apply"
+	"github.com/metastore/metastore/internal/mvcc"
+)
+
 // Observer is told the server's events that etcd counts (etcd_server_*; cmd wires
 // internal/metrics' implementation). Its methods run on the request and apply paths:
 // they must be cheap and must not block.
@@ -60,4 +70,113 @@ func (s *Server) leaseObserver() LeaseObserver {
 		return lo
 	}
 	return nopLeaseObserver{}
+}
+
+// ApplyObserver, when the Observer implements it too, is told how long each request
+// took to apply (etcd's etcd_server_apply_duration_seconds{version,op,success}).
+type ApplyObserver interface {
+	Applied(op string, success bool, took time.Duration)
+}
+
+// MemberObserver, when the Observer implements it too, is told the learner promotions
+// this member made as leader (etcd's learner_promote_successes and _failures{Reason}).
+type MemberObserver interface {
+	LearnerPromoted()
+	LearnerPromoteFailed(reason string)
+}
+
+// installApplyTiming times every applied request for an ApplyObserver.
+func (s *Server) installApplyTiming() {
+	ao, ok := s.cfg.Observer.(ApplyObserver)
+	if !ok {
+		return
+	}
+	s.app.SetRequestHook(func(r *pb.InternalRaftRequest, apply func() (*apply.Result, error)) (*apply.Result, error) {
+		start := time.Now()
+		res, err := apply()
+		if err == nil && res != nil {
+			// As etcd: a compacted revision is no failure of the apply.
+			ao.Applied(applyOp(r), res.Err == nil || errors.Is(res.Err, mvcc.ErrCompacted), time.Since(start))
+		}
+		return res, err
+	})
+}
+
+// applyOp is etcd's op label of apply_duration_seconds for r.
+func applyOp(r *pb.InternalRaftRequest) string {
+	switch {
+	case r.Range != nil:
+		return "Range"
+	case r.Put != nil:
+		return "Put"
+	case r.DeleteRange != nil:
+		return "DeleteRange"
+	case r.Txn != nil:
+		return "Txn"
+	case r.Compaction != nil:
+		return "Compaction"
+	case r.LeaseGrant != nil:
+		return "LeaseGrant"
+	case r.LeaseRevoke != nil:
+		return "LeaseRevoke"
+	case r.LeaseCheckpoint != nil:
+		return "LeaseCheckpoint"
+	case r.Alarm != nil:
+		return "Alarm"
+	case r.Authenticate != nil:
+		return "Authenticate"
+	case r.AuthEnable != nil:
+		return "AuthEnable"
+	case r.AuthDisable != nil:
+		return "AuthDisable"
+	case r.AuthStatus != nil:
+		return "AuthStatus"
+	case r.AuthUserAdd != nil:
+		return "UserAdd"
+	case r.AuthUserDelete != nil:
+		return "UserDelete"
+	case r.AuthUserChangePassword != nil:
+		return "UserChangePassword"
+	case r.AuthUserGrantRole != nil:
+		return "UserGrantRole"
+	case r.AuthUserGet != nil:
+		return "UserGet"
+	case r.AuthUserRevokeRole != nil:
+		return "UserRevokeRole"
+	case r.AuthUserList != nil:
+		return "UserList"
+	case r.AuthRoleAdd != nil:
+		return "RoleAdd"
+	case r.AuthRoleGrantPermission != nil:
+		return "RoleGrantPermission"
+	case r.AuthRoleGet != nil:
+		return "RoleGet"
+	case r.AuthRoleRevokePermission != nil:
+		return "RoleRevokePermission"
+	case r.AuthRoleDelete != nil:
+		return "RoleDelete"
+	case r.AuthRoleList != nil:
+		return "RoleList"
+	case r.ClusterVersionSet != nil:
+		return "ClusterVersionSet"
+	case r.ClusterMemberAttrSet != nil:
+		return "ClusterMemberAttrSet"
+	case r.DowngradeInfoSet != nil:
+		return "DowngradeInfoSet"
+	case r.DowngradeVersionTest != nil:
+		return "DowngradeVersionTest"
+	}
+	return "unknown"
+}
+
+type nopMemberObserver struct{}
+
+func (nopMemberObserver) LearnerPromoted()            {}
+func (nopMemberObserver) LearnerPromoteFailed(string) {}
+
+func (s *Server) memberObserver() MemberObserver {
+	if mo, ok := s.cfg.Observer.(MemberObserver); ok {
+		return mo
+	}
+	return nopMemberObserver{}
 }

@@ -42,7 +42,7 @@ func (s *Server) ServePromote(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("member %s not found in cluster", idStr), http.StatusNotFound)
 		return
 	}
-	members, err := s.promoteLocal(r.Context(), id)
+	members, err := s.promoteCounted(r.Context(), id)
 	if err != nil {
 		err = TranslateError(err)
 		s.lg.Warn("failed to promote a member", zap.String("member-id", membership.IDString(id)), zap.Error(err))

@@ -165,6 +165,7 @@ func New(cfg Config) *Server {
 	}
 	s.learner.Store(cfg.IsLearner)
 	s.installTokenListener() // auth.go
+	s.installApplyTiming()   // observer.go
 	s.wg.Add(6)
 	go s.watchNode()
 	go s.monitorVersion()

@@ -192,6 +192,17 @@ func testMemberAddPromoteRemove(t *testing.T, bySnapshot bool) {
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
+		// The leader that promoted counts it (the follower only forwarded it), and the
+		// refused promotion of a voter.
+		var promoted, refused float64
+		for i := range 3 {
+			s := obsScrape(t, c.members[i].clientURL+"/metrics")
+			promoted += s["etcd_server_learner_promote_successes"]
+			refused += s["etcd_server_learner_promote_failures"]
+		}
+		if promoted != 1 || refused < 1 {
+			t.Errorf("learner_promote_successes %v, _failures %v over the voters; want 1 and at least 1", promoted, refused)
+		}
 		want := []string{}
 		for _, m := range c.members {
 			want = append(want, m.name+"="+m.peerURL)
