@@ -28,6 +28,7 @@ func RunEngineTests(t *testing.T, open Opener) {
 	t.Run("BatchAtomicity", func(t *testing.T) { testBatchAtomicity(t, fresh(t)) })
 	t.Run("BatchReadsOwnWrites", func(t *testing.T) { testBatchReadsOwnWrites(t, fresh(t)) })
 	t.Run("DeleteRange", func(t *testing.T) { testDeleteRange(t, fresh(t)) })
+	t.Run("BatchDeleteRangeAmidWrites", func(t *testing.T) { testBatchDeleteRangeAmidWrites(t, fresh(t)) })
 	t.Run("IteratorBoundsSeekPrev", func(t *testing.T) { testIterator(t, fresh(t)) })
 	t.Run("SnapshotIsolation", func(t *testing.T) { testSnapshot(t, fresh(t)) })
 	t.Run("CompactKeepsData", func(t *testing.T) { testCompact(t, fresh(t)) })
@@ -179,6 +180,83 @@ func testDeleteRange(t *testing.T, e storage.Engine) {
 	// A key written after the range deletion is live again.
 	mustCommit(t, e, false, func(b storage.Batch) { mustSet(t, b, "c", "again") })
 	expectGet(t, e, "c", "again")
+}
+
+// testBatchDeleteRangeAmidWrites puts range deletions between a batch's sets and
+// deletes, inside and outside the ranges, overlapping: a range hides the engine's keys
+// and the batch's own earlier writes in it, and the batch's later writes win, both in
+// reads through the batch (Get, and iteration both ways) and once committed.
+func testBatchDeleteRangeAmidWrites(t *testing.T, e storage.Engine) {
+	mustCommit(t, e, false, func(b storage.Batch) {
+		for _, k := range []string{"a", "b", "ba", "c", "d", "e", "x"} {
+			mustSet(t, b, k, "old")
+		}
+	})
+	del := func(b storage.Batch, k string) {
+		t.Helper()
+		if err := b.Delete([]byte(k)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	delRange := func(b storage.Batch, lo, hi string) {
+		t.Helper()
+		if err := b.DeleteRange([]byte(lo), []byte(hi)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := e.NewBatch()
+	defer b.Close()
+	mustSet(t, b, "bb", "before") // inside the first range: hidden by it
+	mustSet(t, b, "e", "new")     // outside every range: kept
+	del(b, "a")                   // outside: deleted
+	del(b, "c")                   // inside: deleted either way
+	delRange(b, "b", "d")         // hides b, ba, bb (own), c
+	mustSet(t, b, "c", "again")   // after the range: visible
+	mustSet(t, b, "bc", "later")  // after the range: visible
+	mustSet(t, b, "bd", "gone")   // after the range, then deleted
+	del(b, "bd")
+	mustSet(t, b, "y", "new")   // outside, past the engine's keys
+	delRange(b, "bc", "c\x00")  // overlaps the first: hides bc and c written since
+	mustSet(t, b, "c", "third") // after both ranges: visible
+	delRange(b, "w", "x")       // covers nothing
+	delRange(b, "d", "d")       // empty: deletes nothing
+
+	want := map[string]string{"c": "third", "d": "old", "e": "new", "x": "old", "y": "new"}
+	check := func(name string, r storage.Reader) {
+		t.Helper()
+		for _, k := range []string{"a", "b", "ba", "bb", "bc", "bd", "c", "d", "e", "w", "x", "y"} {
+			if v, ok := want[k]; ok {
+				expectGet(t, r, k, v)
+			} else {
+				expectMissing(t, r, k)
+			}
+		}
+		expectKeys(t, keys(t, r, "", ""), "c", "d", "e", "x", "y")
+		expectKeys(t, keys(t, r, "b", "d"), "c")
+		it, err := r.NewIter(storage.IterOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer it.Close()
+		var back []string
+		for ok := it.Last(); ok; ok = it.Prev() {
+			back = append(back, string(it.Key()))
+		}
+		expectKeys(t, back, "y", "x", "e", "d", "c")
+		if !it.SeekGE([]byte("a")) || string(it.Key()) != "c" {
+			t.Fatalf("%s: SeekGE(a) at %q, want c", name, it.Key())
+		}
+		if it.SeekLT([]byte("c")) {
+			t.Fatalf("%s: SeekLT(c) at %q, want nothing", name, it.Key())
+		}
+	}
+	check("batch", b)
+	// Nothing is visible in the engine before the commit.
+	expectKeys(t, keys(t, e, "", ""), "a", "b", "ba", "c", "d", "e", "x")
+	if err := b.Commit(false); err != nil {
+		t.Fatal(err)
+	}
+	check("engine", e)
 }
 
 func testIterator(t *testing.T, e storage.Engine) {

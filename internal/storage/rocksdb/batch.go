@@ -20,18 +20,23 @@ import (
 //     (started as a copy of what the indexed batch held), which does keep range
 //     tombstones, in order; Commit writes that one. Later writes to a deleted range
 //     therefore win over the tombstone, as in Pebble.
-//   - reads: the ranges are remembered; a key in one of them is visible only if the
-//     batch itself wrote it since (the keys the batch wrote inside the range before
-//     the DeleteRange get a point delete in the index, which only the index sees).
-//     Reading a deleted range through the batch steps over the engine's keys in it one
-//     by one; MetaStore's one user, snapshot install, writes after its range deletions
-//     and reads nothing.
+//   - reads: every operation has a sequence number (the operation count after it); the
+//     ranges are kept in a rangeSet with the number of the newest deletion covering
+//     each part, and, from the first range deletion on, the number of each key's last
+//     write in the batch. A key in a deleted range is visible only if the batch wrote
+//     it after the newest deletion covering it (its value then comes from the index).
+//     Writes before the first range deletion need no number: every deletion is newer.
+//     Each DeleteRange and each lookup is O(log n): nothing rescans the batch. Reading
+//     a deleted range through the batch still steps over the engine's keys in it one by
+//     one; MetaStore's users (snapshot install, mvcc compaction) read nothing through
+//     such a batch.
 type batch struct {
-	e      *Engine
-	wi     *grocksdb.WriteBatchWI
-	plain  *grocksdb.WriteBatch // nil until the first DeleteRange
-	ranges [][2][]byte          // the range deletions, [start, end)
-	n      uint32
+	e       *Engine
+	wi      *grocksdb.WriteBatchWI
+	plain   *grocksdb.WriteBatch // nil until the first DeleteRange
+	ranges  *rangeSet            // nil until the first DeleteRange
+	written map[string]uint32    // from the first DeleteRange: key -> seq of its last write
+	n       uint32
 }
 
 func newBatch(e *Engine) *batch {
@@ -40,79 +45,63 @@ func newBatch(e *Engine) *batch {
 
 func (b *batch) Set(key, value []byte) error {
 	b.wi.Put(key, value)
+	b.n++
 	if b.plain != nil {
 		b.plain.Put(key, value)
+		b.written[string(key)] = b.n
 	}
-	b.n++
 	return nil
 }
 
 func (b *batch) Delete(key []byte) error {
 	b.wi.Delete(key)
+	b.n++
 	if b.plain != nil {
 		b.plain.Delete(key)
+		b.written[string(key)] = b.n
 	}
-	b.n++
 	return nil
 }
 
 // DeleteRange deletes [start, end): a range tombstone in the committed batch, and in
 // the batch's reads the hiding described on batch.
 func (b *batch) DeleteRange(start, end []byte) error {
+	b.n++
 	if bytes.Compare(start, end) >= 0 {
-		b.n++
 		return nil
 	}
 	if b.plain == nil {
 		b.plain = grocksdb.WriteBatchFrom(b.wi.Data())
+		b.ranges, b.written = newRangeSet(), make(map[string]uint32)
 	}
 	b.plain.DeleteRange(start, end)
-	// Hide from the index the keys this batch wrote in the range so far.
-	var own [][]byte
-	it := b.wi.NewIterator()
-	for it.Next() {
-		r := it.Record()
-		if k := r.Key; bytes.Compare(k, start) >= 0 && bytes.Compare(k, end) < 0 {
-			own = append(own, bytes.Clone(k))
-		}
-	}
-	for _, k := range own {
-		b.wi.Delete(k)
-	}
-	b.ranges = append(b.ranges, [2][]byte{bytes.Clone(start), bytes.Clone(end)})
-	b.n++
+	b.ranges.add(start, end, b.n)
 	return nil
 }
 
-// inRange reports whether k is in one of the batch's range deletions.
-func (b *batch) inRange(k []byte) bool {
-	for _, r := range b.ranges {
-		if bytes.Compare(k, r[0]) >= 0 && bytes.Compare(k, r[1]) < 0 {
-			return true
-		}
+// covered is the sequence number of the newest range deletion covering k (0: none).
+func (b *batch) covered(k []byte) uint32 {
+	if b.ranges == nil {
+		return 0
 	}
-	return false
+	return b.ranges.seqAt(k)
 }
 
-// own reports whether the batch itself holds a live write of k (since any range
-// deletion covering it).
-func (b *batch) own(k []byte) bool {
-	s, err := b.wi.Get(b.e.opts, k)
-	if err != nil || s == nil {
-		return false
-	}
-	defer s.Free()
-	return s.Exists()
+// hidden is the iterators' filter: a key in a deleted range that the batch did not
+// write since.
+func (b *batch) hidden(k []byte) bool {
+	seq := b.covered(k)
+	return seq > 0 && b.written[string(k)] < seq
 }
-
-// hidden is the iterators' filter: a key from the engine in a deleted range.
-func (b *batch) hidden(k []byte) bool { return b.inRange(k) && !b.own(k) }
 
 func (b *batch) Get(key []byte) ([]byte, error) {
 	if b.e.closed.Load() {
 		return nil, storage.ErrClosed
 	}
-	if len(b.ranges) > 0 && b.inRange(key) {
+	if seq := b.covered(key); seq > 0 {
+		if b.written[string(key)] < seq {
+			return nil, storage.ErrNotFound
+		}
 		s, err := b.wi.Get(b.e.opts, key)
 		if err != nil {
 			return nil, err
@@ -139,7 +128,7 @@ func (b *batch) NewIter(o storage.IterOptions) (storage.Iterator, error) {
 		return nil, storage.ErrClosed
 	}
 	var hidden func([]byte) bool
-	if len(b.ranges) > 0 {
+	if b.ranges != nil {
 		hidden = b.hidden
 	}
 	return newIter(o, func(ro *grocksdb.ReadOptions) *grocksdb.Iterator {
