@@ -38,6 +38,7 @@ import (
 	"errors"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 
@@ -95,6 +96,18 @@ type Store struct {
 	// so that several TxnWrites can share one batch.
 	writeRev     int64
 	writeCompact int64
+	writeKeys    int64 // live keys after the ended TxnWrites
+
+	// keys is the number of live keys at the published revision (etcd's
+	// etcd_debugging_mvcc_keys_total). The store has no key index to count, and
+	// counting by a scan costs a walk of every key: so every TxnWrite counts the keys
+	// it creates (a put with no live previous version) and deletes (each live key a
+	// delete range removes), and End writes the new total into storage.MetaKeyCount
+	// in the transaction's batch, so it is as durable as the data, travels in Raft
+	// snapshots and is the same on every member. Only a state written without it (a
+	// data dir of an older build, a restored etcd snapshot) is counted by a scan, once,
+	// at Open or Reload. Compaction removes no live key and leaves it alone.
+	keys atomic.Int64
 
 	mu       sync.Mutex
 	target   int64         // the compaction the compactor works towards
@@ -104,6 +117,7 @@ type Store struct {
 	changed  chan struct{} // closed and replaced whenever finished or err changes
 	closed   bool
 
+	opts   Options
 	stats  opStats      // stats.go
 	latest *latestCache // writer-only
 	memo   *countMemo   // counts of committed state, shared by reads
@@ -120,6 +134,13 @@ type Options struct {
 	// versions takes before the engine is asked to flush (see latestCache). 0:
 	// DefaultLatestCacheWrites; negative: no cache.
 	LatestCacheWrites int
+	// OnCompactBatch, if set, is told each physical compaction batch: how long it took
+	// (from its first read to its commit) and how many versions it deleted (etcd's
+	// etcd_debugging_mvcc_db_compaction_pause_duration_milliseconds and _keys_total).
+	OnCompactBatch func(took time.Duration, versions int)
+	// OnCompacted, if set, is told that a physical compaction finished, after took
+	// (etcd's etcd_debugging_mvcc_db_compaction_total_duration_milliseconds and _last).
+	OnCompacted func(took time.Duration)
 }
 
 // Open loads the store's state (current and compacted revisions) from eng. A fresh
@@ -134,6 +155,7 @@ func OpenWithOptions(eng storage.Engine, opts Options) (*Store, error) {
 	tr, _ := eng.(storage.TableReader)
 	s := &Store{
 		eng:     eng,
+		opts:    opts,
 		latest:  newLatestCache(opts.LatestCacheWrites, tr),
 		memo:    newCountMemo(),
 		changed: make(chan struct{}),
@@ -168,7 +190,19 @@ func (s *Store) Reload() error {
 	if err != nil {
 		return err
 	}
-	s.writeRev, s.writeCompact = rev, scheduled
+	keys, err := readMeta(s.eng, storage.MetaKeyCount, -1)
+	if err != nil {
+		return err
+	}
+	if keys < 0 {
+		_, n, err := rangeAt(s.eng, []byte{0}, []byte{0}, rev, RangeOptions{CountOnly: true}, -1)
+		if err != nil {
+			return err
+		}
+		keys = int64(n)
+	}
+	s.writeRev, s.writeCompact, s.writeKeys = rev, scheduled, keys
+	s.keys.Store(keys)
 	s.latest.reset()
 	s.memo.reset()
 	s.hashes.reset()
@@ -196,6 +230,9 @@ func readMeta(r storage.Reader, key []byte, def int64) (int64, error) {
 
 // Rev is the last committed revision.
 func (s *Store) Rev() int64 { return s.rev.Load() }
+
+// Keys is the number of live keys at Rev() (see Store.keys).
+func (s *Store) Keys() int64 { return s.keys.Load() }
 
 // CompactRev is the revision of the last scheduled (logical) compaction; reads below
 // it fail with ErrCompacted.

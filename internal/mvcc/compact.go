@@ -143,6 +143,7 @@ func (s *Store) runCompactor() {
 // Every deleted version is at or below target and writers only add versions above
 // it, so compaction and writes never touch the same keys.
 func (s *Store) compact(target int64, gen uint64) error {
+	began := time.Now()
 	start := storage.RevisionKey(0, 0)
 	end := storage.RevisionKey(target+1, 0)
 	var span keySpan // the version keys deleted
@@ -188,12 +189,19 @@ func (s *Store) compact(target int64, gen uint64) error {
 	if err := b.Set(storage.MetaCompactFinished, int64Value(target)); err != nil {
 		return err
 	}
-	return b.Commit(false)
+	if err := b.Commit(false); err != nil {
+		return err
+	}
+	if s.opts.OnCompacted != nil {
+		s.opts.OnCompacted(time.Since(began))
+	}
+	return nil
 }
 
 // compactBatch handles up to compactBatchSize revision-log entries in [start, end) in
 // one engine batch and returns where the next batch starts (nil when done).
 func (s *Store) compactBatch(start, end []byte, target int64, span *keySpan) (next []byte, err error) {
+	began := time.Now()
 	logIt, err := s.eng.NewIter(storage.IterOptions{LowerBound: start, UpperBound: end})
 	if err != nil {
 		return nil, err
@@ -209,7 +217,7 @@ func (s *Store) compactBatch(start, end []byte, target int64, span *keySpan) (ne
 	defer b.Close()
 
 	done := make(map[string]bool) // keys handled in this batch
-	n := 0
+	n, versions := 0, 0
 	ok := logIt.First()
 	for ; ok && n < compactBatchSize; ok = logIt.Next() {
 		n++
@@ -223,9 +231,11 @@ func (s *Store) compactBatch(start, end []byte, target int64, span *keySpan) (ne
 		}
 		if !done[string(key)] {
 			done[string(key)] = true
-			if err := compactKey(keyIt, b, key, target, span); err != nil {
+			d, err := compactKey(keyIt, b, key, target, span)
+			if err != nil {
 				return nil, err
 			}
+			versions += d
 		}
 		if main < target {
 			if err := b.Delete(logIt.Key()); err != nil {
@@ -244,13 +254,16 @@ func (s *Store) compactBatch(start, end []byte, target int64, span *keySpan) (ne
 			return nil, err
 		}
 	}
+	if s.opts.OnCompactBatch != nil {
+		s.opts.OnCompactBatch(time.Since(began), versions)
+	}
 	return next, nil
 }
 
 // compactKey deletes, into b, the versions of key that no read at or above target can
 // see: all older than the newest version at or below target, and that one if it is a
-// tombstone.
-func compactKey(it storage.Iterator, b storage.Batch, key []byte, target int64, span *keySpan) error {
+// tombstone. It returns how many it deleted.
+func compactKey(it storage.Iterator, b storage.Batch, key []byte, target int64, span *keySpan) (deleted int, err error) {
 	newest := storage.VersionKey(key, target, storage.MaxSub)
 	prefix := newest[:len(newest)-16]
 	first := true
@@ -261,13 +274,14 @@ func compactKey(it storage.Iterator, b storage.Batch, key []byte, target int64, 
 		}
 		if !first || isTombstone(it.Value()) {
 			if err := b.Delete(k); err != nil {
-				return err
+				return deleted, err
 			}
 			span.add(k)
+			deleted++
 		}
 		first = false
 	}
-	return it.Error()
+	return deleted, it.Error()
 }
 
 // keySpan is the smallest span holding every key added to it.

@@ -28,6 +28,8 @@ type TxnWrite struct {
 	compact int64
 	sub     int64 // number of changes so far: the next sub revision
 	ops     int   // ranges, puts and delete ranges so far (etcd's txn_total counts those > 1)
+	keys    int64 // keys created minus keys deleted so far
+	after   int64 // the store's live keys after End
 	ended   bool
 }
 
@@ -77,7 +79,9 @@ func (t *TxnWrite) Put(key, value []byte, lease int64, prevValue bool) (prev *mv
 		return nil, err
 	}
 	create, ver := rev, int64(1)
-	if prev != nil {
+	if prev == nil {
+		t.keys++
+	} else {
 		create, ver = prev.CreateRevision, prev.Version+1
 	}
 	t.s.latest.set(key, latestVersion{create: create, mod: rev, ver: ver, lease: lease})
@@ -114,6 +118,7 @@ func (t *TxnWrite) DeleteRange(key, end []byte) (deleted []*mvccpb.KeyValue, err
 		t.s.latest.set(kv.Key, latestVersion{mod: rev, tombstone: true})
 		t.sub++
 	}
+	t.keys -= int64(len(deleted))
 	return deleted, nil
 }
 
@@ -131,6 +136,13 @@ func (t *TxnWrite) End() error {
 	if t.sub > 0 {
 		t.s.writeRev = t.begin + 1
 	}
+	if t.keys != 0 {
+		t.s.writeKeys += t.keys
+		if err := t.b.Set(storage.MetaKeyCount, int64Value(t.s.writeKeys)); err != nil {
+			return err
+		}
+	}
+	t.after = t.s.writeKeys
 	return nil
 }
 
@@ -143,5 +155,6 @@ func (s *Store) Committed(t *TxnWrite) {
 	if rev := t.begin + 1; rev > s.rev.Load() {
 		s.rev.Store(rev) // only the writer stores
 	}
+	s.keys.Store(t.after)
 	s.latest.committed(t.begin + 1)
 }

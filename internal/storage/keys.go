@@ -93,6 +93,7 @@ var (
 	MetaClusterID        = MetaKey("cluster_id")        // uint64 BE
 	MetaConfRefused      = MetaKey("conf_refused")      // uint64 BE indexes of conf changes apply refused, ascending
 	MetaSnapshotInstall  = MetaKey("snapshot_install")  // set while a snapshot is being installed
+	MetaKeyCount         = MetaKey("key_count")         // int64 BE: live keys at the store's revision, owned by mvcc
 )
 
 // LocalMemberID holds this member's ID (uint64 BE). It is not part of the state machine:
