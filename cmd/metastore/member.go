@@ -111,7 +111,7 @@ func startMember(cfg *config.Config, lg *zap.Logger) (_ *member, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if m.store, err = mvcc.Open(eng); err != nil {
+	if m.store, err = mvcc.OpenWithOptions(eng, mvcc.Options{OnCompactBatch: em.CompactionBatch, OnCompacted: em.Compacted}); err != nil {
 		return nil, err
 	}
 	app, err := apply.New(eng, m.store, lg)

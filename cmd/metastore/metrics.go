@@ -38,6 +38,7 @@ func newEtcdMetrics(reg prometheus.Registerer, m *member, selfID func() uint64, 
 		DBSizeInUse:      func() uint64 { return storage.StateMachineSize(m.eng) },
 		Revision:         func() int64 { return m.store.Rev() },
 		CompactRev:       func() int64 { return m.store.CompactRev() },
+		Keys:             func() int64 { return m.store.Keys() },
 		Ops: func() (uint64, uint64, uint64, uint64) {
 			c := m.store.OpCounts()
 			return c.Ranges, c.Puts, c.Deletes, c.Txns

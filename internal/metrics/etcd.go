@@ -38,6 +38,7 @@ type Sources struct {
 	DBSizeInUse func() uint64
 	Revision    func() int64
 	CompactRev  func() int64
+	Keys        func() int64 // live keys at the current revision
 	// Ops are the store's operation totals: ranges, puts, delete ranges, txns.
 	Ops func() (ranges, puts, deletes, txns uint64)
 }
@@ -61,6 +62,10 @@ type Etcd struct {
 
 	leaseGranted, leaseRevoked, leaseRenewed prometheus.Counter
 	leaseTTL                                 prometheus.Histogram
+
+	compactPause, compactTotal prometheus.Histogram
+	compactKeys                prometheus.Counter
+	compactLast                prometheus.Gauge
 
 	peerSent     *prometheus.CounterVec
 	peerFailed   *prometheus.CounterVec
@@ -131,6 +136,13 @@ func New(reg prometheus.Registerer, src Sources) *Etcd {
 		leaseRenewed: counter("etcd_debugging", "lease", "renewed_total", "The number of renewed leases seen by the leader."),
 		leaseTTL: histogram("etcd_debugging", "lease", "ttl_total", "Bucketed histogram of lease TTLs.",
 			prometheus.ExponentialBuckets(1, 2, 24)),
+		compactPause: histogram("etcd_debugging", "mvcc", "db_compaction_pause_duration_milliseconds",
+			"Bucketed histogram of db compaction pause duration.", prometheus.ExponentialBuckets(1, 2, 13)),
+		compactTotal: histogram("etcd_debugging", "mvcc", "db_compaction_total_duration_milliseconds",
+			"Bucketed histogram of db compaction total duration.", prometheus.ExponentialBuckets(100, 2, 14)),
+		compactKeys: counter("etcd_debugging", "mvcc", "db_compaction_keys_total", "Total number of db keys compacted."),
+		compactLast: prometheus.NewGauge(prometheus.GaugeOpts(opts("etcd_debugging", "mvcc", "db_compaction_last",
+			"The unix time of the last db compaction. Resets to 0 on start."))),
 		peerSent: prometheus.NewCounterVec(prometheus.CounterOpts(opts("etcd", "network", "peer_sent_bytes_total",
 			"The total number of bytes sent to peers.")), []string{"To"}),
 		peerFailed: prometheus.NewCounterVec(prometheus.CounterOpts(opts("etcd", "network", "peer_sent_failures_total",
@@ -148,7 +160,7 @@ func New(reg prometheus.Registerer, src Sources) *Etcd {
 	}
 	cs := []prometheus.Collector{e.walFsync, e.walBytes, e.backendCommit, e.backendSnap, e.proposalsFailed, e.slowApply,
 		e.slowReadIndex, e.readIndexFailed, e.heartbeatFailed, e.promoted, e.promoteFailed, e.applySec, e.leaseGranted, e.leaseRevoked, e.leaseRenewed, e.leaseTTL, e.peerSent, e.peerFailed, e.peerReceived, e.peerRTT,
-		e.snapSuccess, e.snapFailure, e.snapDuration}
+		e.snapSuccess, e.snapFailure, e.snapDuration, e.compactPause, e.compactTotal, e.compactKeys, e.compactLast}
 	cs = append(cs, scrapeTime(src)...)
 	for _, c := range cs {
 		reg.MustRegister(c)
@@ -217,6 +229,10 @@ func scrapeTime(src Sources) []prometheus.Collector {
 	add(src.CompactRev != nil, func() prometheus.Collector {
 		return gaugeFunc("etcd_debugging", "mvcc", "compact_revision", "The revision of the last compaction in store.",
 			func() float64 { return float64(src.CompactRev()) })
+	})
+	add(src.Keys != nil, func() prometheus.Collector {
+		return gaugeFunc("etcd_debugging", "mvcc", "keys_total", "Total number of keys.",
+			func() float64 { return float64(src.Keys()) })
 	})
 	if src.Ops != nil {
 		op := func(name, help string, pick func(r, p, d, t uint64) uint64) prometheus.Collector {
@@ -314,6 +330,7 @@ func (e *Etcd) SnapshotSent(to uint64, took time.Duration, err error) {
 	l := strconv.FormatUint(to, 16)
 	if err != nil {
 		e.snapFailure.WithLabelValues(l).Inc()
+		e.peer(to).failed.Inc() // etcd counts a failed snapshot send there too
 		return
 	}
 	e.snapSuccess.WithLabelValues(l).Inc()
@@ -333,3 +350,16 @@ func (e *Etcd) LeaseGranted(ttl int64) {
 }
 func (e *Etcd) LeaseRevoked() { e.leaseRevoked.Inc() }
 func (e *Etcd) LeaseRenewed() { e.leaseRenewed.Inc() }
+
+// CompactionBatch is mvcc.Options.OnCompactBatch: one batch of a physical compaction
+// (etcd's pause: the time one batch holds the store) and the versions it deleted.
+func (e *Etcd) CompactionBatch(took time.Duration, versions int) {
+	e.compactPause.Observe(float64(took) / float64(time.Millisecond))
+	e.compactKeys.Add(float64(versions))
+}
+
+// Compacted is mvcc.Options.OnCompacted: a physical compaction finished after took.
+func (e *Etcd) Compacted(took time.Duration) {
+	e.compactTotal.Observe(float64(took) / float64(time.Millisecond))
+	e.compactLast.Set(float64(time.Now().Unix()))
+}

@@ -246,6 +246,39 @@ func TestObservabilityMetricsFollowTheCluster(t *testing.T) {
 			t.Errorf("db size %v, quota %v: want both > 0",
 				after["etcd_mvcc_db_total_size_in_bytes"], after["etcd_server_quota_backend_bytes"])
 		}
+		// obs/warm, obs/0..19 but obs/0, obs/t1 and obs/t2.
+		if k := after["etcd_debugging_mvcc_keys_total"]; k != puts+2 {
+			t.Errorf("etcd_debugging_mvcc_keys_total = %v, want %v", k, puts+2)
+		}
+
+		// A physical compaction (etcd answers once it ran) deletes the versions below
+		// it: obs/0's put and tombstone at least, in one batch here.
+		resp, err := cli.Get(ctxT(t), "obs/warm")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cli.Compact(ctxT(t), resp.Header.Revision, clientv3.WithCompactPhysical()); err != nil {
+			t.Fatal(err)
+		}
+		after = obsWaitFor(t, url(0), "compaction metrics after a compaction", 30*time.Second, func(s map[string]float64) bool {
+			return s["etcd_debugging_mvcc_db_compaction_total_duration_milliseconds_count"] >
+				before["etcd_debugging_mvcc_db_compaction_total_duration_milliseconds_count"]
+		})
+		rise("etcd_debugging_mvcc_db_compaction_pause_duration_milliseconds_count", 1)
+		rise("etcd_debugging_mvcc_db_compaction_keys_total", 2)
+		if after["etcd_debugging_mvcc_db_compaction_last"] <= 0 {
+			t.Errorf("etcd_debugging_mvcc_db_compaction_last = %v after a compaction", after["etcd_debugging_mvcc_db_compaction_last"])
+		}
+		if k := after["etcd_debugging_mvcc_keys_total"]; k != puts+2 {
+			t.Errorf("etcd_debugging_mvcc_keys_total = %v after the compaction, want %v", k, puts+2)
+		}
+		// A restarted member reads its key count back.
+		c.stop(2)
+		c.restart(2)
+		obsWaitFor(t, url(2), "etcd_debugging_mvcc_keys_total after a restart", 30*time.Second, func(s map[string]float64) bool {
+			return s["etcd_debugging_mvcc_keys_total"] == puts+2
+		})
+
 		leaders := 0.0
 		for i := range c.members {
 			leaders += obsScrape(t, url(i))["etcd_server_is_leader"]
@@ -263,7 +296,7 @@ func TestObservabilityMetricsFollowTheCluster(t *testing.T) {
 		// ReadIndex rounds that waited past their retry interval are counted as slow.
 		slowBefore := obsScrape(t, url(0))["etcd_server_slow_read_indexes_total"]
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		_, err := cli.Get(ctx, "obs/1")
+		_, err = cli.Get(ctx, "obs/1")
 		cancel()
 		if err == nil {
 			t.Fatal("a linearizable get without a quorum succeeded")
