@@ -1,15 +1,18 @@
 // Package gateway is etcd's JSON API on the client port (--enable-grpc-gateway): the
 // grpc-gateway v2 handlers that go.etcd.io/etcd/api/v3 generates (etcdserverpb/gw),
-// served under /v3/ with etcd's marshaler (proto field names, unpopulated fields left
-// out, bytes in base64, unknown fields ignored), etcd's websocket proxy for streams
-// (/v3/watch, /v3/lease/keepalive; a plain POST streams newline-separated JSON) and the
+// and the v3lock and v3election paths etcd serves from its server module (our own
+// handlers on the same runtime: lockelect.go), served under /v3/ with etcd's
+// marshaler (proto field names, unpopulated fields left out, bytes in base64, unknown
+// fields ignored), etcd's websocket proxy for streams
+// (/v3/watch, /v3/lease/keepalive, /v3/election/observe; a plain POST streams newline-separated JSON) and the
 // gateway's error bodies ({"error","code","message","details"}, code the gRPC code,
 // HTTP status from it). The Authorization header reaches the gRPC services as the
 // "authorization" metadata, as in etcd.
 //
 // It owns only this translation: every request becomes a gRPC call on the connection it
 // is given (cmd dials this member's own gRPC server in process), so validation, errors
-// and authentication are the gRPC services'. It must not import any package of ours.
+// and authentication are the gRPC services'. It must not import any package of ours
+// but the generated messages of v3lock and v3election (lockelect/v3lockpb, v3electionpb).
 package gateway
 
 import (
@@ -37,8 +40,8 @@ const PathPrefix = "/v3/"
 var ErrNoConn = errors.New("gateway: no gRPC connection")
 
 // New returns the handler of PathPrefix, forwarding to conn: etcd's KV, Watch, Lease,
-// Cluster, Maintenance and Auth services. (etcd also serves v3lock and v3election
-// there; ours are not generated with gateway handlers.) ctx bounds the handlers'
+// Cluster, Maintenance and Auth services, and v3lock and v3election (lockelect.go: our
+// own handlers, as etcd's are in its server module). ctx bounds the handlers'
 // background work; conn is the caller's to close, after the handler stops serving.
 func New(ctx context.Context, conn *grpc.ClientConn, lg *zap.Logger) (http.Handler, error) {
 	if conn == nil {
@@ -66,6 +69,9 @@ func New(ctx context.Context, conn *grpc.ClientConn, lg *zap.Logger) (http.Handl
 		if err := register(ctx, mux, conn); err != nil {
 			return nil, fmt.Errorf("gateway: %w", err)
 		}
+	}
+	if err := registerLockElection(mux, conn); err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	return wsproxy.WebsocketProxy(mux,
 		// A websocket upgrade is a GET; the gateway's stream paths are POSTs.

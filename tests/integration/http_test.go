@@ -32,14 +32,14 @@ func normalizeJSON(v any) any {
 	switch x := v.(type) {
 	case map[string]any:
 		for k := range x {
-			if volatileJSONKeys[k] {
-				x[k] = "*"
+			if _, isObject := x[k].(map[string]any); volatileJSONKeys[k] && !isObject {
+				x[k] = "*" // an election's "leader" is an object, compared
 			} else {
 				x[k] = normalizeJSON(x[k])
 			}
 		}
 		// Member IDs differ; lease IDs are given by the requests below and compared.
-		if _, isMember := x["name"]; isMember {
+		if _, isMember := x["peerURLs"]; isMember {
 			x["ID"] = "*"
 		}
 	case []any:
