@@ -50,7 +50,7 @@ func newEtcdMetrics(reg prometheus.Registerer, m *member, selfID func() uint64, 
 // Pebble.
 func registerEngineMetrics(reg prometheus.Registerer, eng storage.Engine) {
 	if pe, ok := eng.(*pebble.Engine); ok {
-		reg.MustRegister(metrics.NewPebbleCollector(pe.Metrics))
+		reg.MustRegister(metrics.NewPebbleCollector(pe.Metrics).WithWriteStalls(pe.WriteStalls))
 	}
 }
 

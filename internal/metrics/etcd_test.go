@@ -123,7 +123,7 @@ func TestPebbleCollectorReadsAtScrape(t *testing.T) {
 	}
 	defer db.Close()
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(NewPebbleCollector(db.Metrics))
+	reg.MustRegister(NewPebbleCollector(db.Metrics).WithWriteStalls(func() (uint64, time.Duration) { return 3, 1500 * time.Millisecond }))
 	if err := db.Set([]byte("k"), []byte("v"), pebble.Sync); err != nil {
 		t.Fatal(err)
 	}
@@ -143,5 +143,8 @@ func TestPebbleCollectorReadsAtScrape(t *testing.T) {
 	}
 	if v := value(got["metastore_engine_l0_files"]); v < 1 {
 		t.Errorf("L0 files after a flush = %v", v)
+	}
+	if n, secs := value(got["metastore_engine_write_stalls_total"]), value(got["metastore_engine_write_stall_seconds_total"]); n != 3 || secs != 1.5 {
+		t.Errorf("write stalls = %v, %v s; want 3, 1.5 s", n, secs)
 	}
 }

@@ -1,6 +1,8 @@
 package metrics
 
 import (
+	"time"
+
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -10,6 +12,21 @@ import (
 type PebbleCollector struct {
 	metrics func() *pebble.Metrics
 	descs   []pebbleDesc
+
+	stalls                func() (uint64, time.Duration) // nil: not exposed
+	stallsDesc, stallSecs *prometheus.Desc
+}
+
+// WithWriteStalls adds metastore_engine_write_stalls_total and
+// _write_stall_seconds_total (the names the RocksDB engine's collector uses), read from
+// stalls (storage/pebble's Engine.WriteStalls: Pebble's Metrics has no such figure).
+func (c *PebbleCollector) WithWriteStalls(stalls func() (uint64, time.Duration)) *PebbleCollector {
+	c.stalls = stalls
+	c.stallsDesc = prometheus.NewDesc("metastore_engine_write_stalls_total",
+		"Writes the engine delayed or stopped to let compaction catch up.", nil, nil)
+	c.stallSecs = prometheus.NewDesc("metastore_engine_write_stall_seconds_total",
+		"Time writers waited in write stalls.", nil, nil)
+	return c
 }
 
 type pebbleDesc struct {
@@ -73,6 +90,10 @@ func (c *PebbleCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range c.descs {
 		ch <- d.d
 	}
+	if c.stalls != nil {
+		ch <- c.stallsDesc
+		ch <- c.stallSecs
+	}
 }
 
 // Collect implements prometheus.Collector: one db.Metrics() per scrape.
@@ -83,5 +104,10 @@ func (c *PebbleCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, d := range c.descs {
 		ch <- prometheus.MustNewConstMetric(d.d, d.typ, d.f(m))
+	}
+	if c.stalls != nil {
+		n, total := c.stalls()
+		ch <- prometheus.MustNewConstMetric(c.stallsDesc, prometheus.CounterValue, float64(n))
+		ch <- prometheus.MustNewConstMetric(c.stallSecs, prometheus.CounterValue, total.Seconds())
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -70,12 +71,57 @@ type Engine struct {
 	db       *pebble.DB
 	closed   atomic.Bool
 	onCommit func(time.Duration)
+	stalls   *stalls
+}
+
+// stalls counts Pebble's write stalls (writes held back while flushes or level-0
+// compactions catch up), from its event listener: Pebble's Metrics has no such figure.
+type stalls struct {
+	mu    sync.Mutex
+	n     uint64
+	total time.Duration
+	began time.Time // of the stall under way; zero if none
+	lg    *zap.Logger
+}
+
+// begin and end are Pebble's WriteStallBegin and WriteStallEnd. Pebble calls them
+// holding its own lock: they must not call into the database.
+func (s *stalls) begin(info pebble.WriteStallBeginInfo) {
+	s.mu.Lock()
+	s.n++
+	s.began = time.Now()
+	s.mu.Unlock()
+	s.lg.Warn("engine write stall began", zap.String("reason", info.Reason))
+}
+
+func (s *stalls) end() {
+	s.mu.Lock()
+	took := time.Since(s.began)
+	s.total += took
+	s.began = time.Time{}
+	s.mu.Unlock()
+	s.lg.Info("engine write stall ended", zap.Duration("took", took))
+}
+
+// WriteStalls returns how many write stalls began since Open and how long writers
+// waited in them, the one under way included.
+func (e *Engine) WriteStalls() (n uint64, total time.Duration) {
+	e.stalls.mu.Lock()
+	defer e.stalls.mu.Unlock()
+	total = e.stalls.total
+	if !e.stalls.began.IsZero() {
+		total += time.Since(e.stalls.began)
+	}
+	return e.stalls.n, total
 }
 
 var _ storage.Engine = (*Engine)(nil)
 
 // Open opens (creating if needed) the Pebble database in dir.
-func Open(dir string, opts Options) (*Engine, error) {
+func Open(dir string, opts Options) (*Engine, error) { return open(dir, opts, nil) }
+
+// open is Open; tune, if set, adjusts Pebble's options last (tests).
+func open(dir string, opts Options, tune func(*pebble.Options)) (*Engine, error) {
 	cacheSize := opts.CacheSize
 	if cacheSize <= 0 {
 		cacheSize = defaultCacheSize
@@ -97,11 +143,16 @@ func Open(dir string, opts Options) (*Engine, error) {
 	}
 	// Level 0's options are inherited by every other level.
 	po.Levels[0].FilterPolicy = bloom.FilterPolicy(bloomBitsPerKey)
+	st := &stalls{lg: logger.With(zap.String("engine", "pebble"))}
+	po.EventListener = &pebble.EventListener{WriteStallBegin: st.begin, WriteStallEnd: st.end}
+	if tune != nil {
+		tune(po)
+	}
 	db, err := pebble.Open(dir, po)
 	if err != nil {
 		return nil, fmt.Errorf("storage/pebble: open %s: %w", dir, err)
 	}
-	return &Engine{db: db, onCommit: opts.OnCommit}, nil
+	return &Engine{db: db, onCommit: opts.OnCommit, stalls: st}, nil
 }
 
 // Metrics returns Pebble's own figures (compactions, levels, caches, memtables, WAL,
