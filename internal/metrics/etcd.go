@@ -66,6 +66,7 @@ type Etcd struct {
 	compactPause, compactTotal prometheus.Histogram
 	compactKeys                prometheus.Counter
 	compactLast                prometheus.Gauge
+	hashSec, hashRevSec        prometheus.Histogram
 
 	peerSent     *prometheus.CounterVec
 	peerFailed   *prometheus.CounterVec
@@ -140,6 +141,10 @@ func New(reg prometheus.Registerer, src Sources) *Etcd {
 			"Bucketed histogram of db compaction pause duration.", prometheus.ExponentialBuckets(1, 2, 13)),
 		compactTotal: histogram("etcd_debugging", "mvcc", "db_compaction_total_duration_milliseconds",
 			"Bucketed histogram of db compaction total duration.", prometheus.ExponentialBuckets(100, 2, 14)),
+		hashSec: histogram("etcd", "mvcc", "hash_duration_seconds", "The latency distribution of storage hash operation.",
+			prometheus.ExponentialBuckets(.01, 2, 15)),
+		hashRevSec: histogram("etcd", "mvcc", "hash_rev_duration_seconds", "The latency distribution of storage hash by revision operation.",
+			prometheus.ExponentialBuckets(.01, 2, 15)),
 		compactKeys: counter("etcd_debugging", "mvcc", "db_compaction_keys_total", "Total number of db keys compacted."),
 		compactLast: prometheus.NewGauge(prometheus.GaugeOpts(opts("etcd_debugging", "mvcc", "db_compaction_last",
 			"The unix time of the last db compaction. Resets to 0 on start."))),
@@ -160,7 +165,7 @@ func New(reg prometheus.Registerer, src Sources) *Etcd {
 	}
 	cs := []prometheus.Collector{e.walFsync, e.walBytes, e.backendCommit, e.backendSnap, e.proposalsFailed, e.slowApply,
 		e.slowReadIndex, e.readIndexFailed, e.heartbeatFailed, e.promoted, e.promoteFailed, e.applySec, e.leaseGranted, e.leaseRevoked, e.leaseRenewed, e.leaseTTL, e.peerSent, e.peerFailed, e.peerReceived, e.peerRTT,
-		e.snapSuccess, e.snapFailure, e.snapDuration, e.compactPause, e.compactTotal, e.compactKeys, e.compactLast}
+		e.snapSuccess, e.snapFailure, e.snapDuration, e.compactPause, e.compactTotal, e.compactKeys, e.compactLast, e.hashSec, e.hashRevSec}
 	cs = append(cs, scrapeTime(src)...)
 	for _, c := range cs {
 		reg.MustRegister(c)
@@ -363,3 +368,7 @@ func (e *Etcd) Compacted(took time.Duration) {
 	e.compactTotal.Observe(float64(took) / float64(time.Millisecond))
 	e.compactLast.Set(float64(time.Now().Unix()))
 }
+
+// Hashed and HashedKV implement server.HashObserver.
+func (e *Etcd) Hashed(took time.Duration)   { e.hashSec.Observe(took.Seconds()) }
+func (e *Etcd) HashedKV(took time.Duration) { e.hashRevSec.Observe(took.Seconds()) }

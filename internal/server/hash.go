@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"hash/crc32"
+	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 
@@ -33,6 +34,7 @@ const hashCheckEvery = 4096
 // revision is the store's at the snapshot, or slightly below it.
 func (s *Server) Hash(ctx context.Context) (_ *pb.HashResponse, err error) {
 	defer translate(&err)
+	defer func(start time.Time) { s.hashObserver().Hashed(time.Since(start)) }(time.Now())
 	rev := s.store.Rev()
 	snap := s.store.NewSnapshot()
 	defer snap.Close()

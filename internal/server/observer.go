@@ -180,3 +180,23 @@ func (s *Server) memberObserver() MemberObserver {
 	}
 	return nopMemberObserver{}
 }
+
+// HashObserver, when the Observer implements it too, is told how long each Hash and
+// each HashKV (a client's or the corruption checks') took, as etcd's
+// etcd_mvcc_hash_duration_seconds and hash_rev_duration_seconds.
+type HashObserver interface {
+	Hashed(took time.Duration)
+	HashedKV(took time.Duration)
+}
+
+type nopHashObserver struct{}
+
+func (nopHashObserver) Hashed(time.Duration)   {}
+func (nopHashObserver) HashedKV(time.Duration) {}
+
+func (s *Server) hashObserver() HashObserver {
+	if ho, ok := s.cfg.Observer.(HashObserver); ok {
+		return ho
+	}
+	return nopHashObserver{}
+}

@@ -105,7 +105,9 @@ func (s *Server) Alarm(ctx context.Context, r *pb.AlarmRequest) (_ *pb.AlarmResp
 // above the current revision, ErrCompacted below the compacted one.
 func (s *Server) HashKV(ctx context.Context, rev int64) (_ *pb.HashKVResponse, err error) {
 	defer translate(&err)
+	start := time.Now()
 	h, err := s.store.HashKV(ctx, rev)
+	s.hashObserver().HashedKV(time.Since(start))
 	if err != nil {
 		return nil, err
 	}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"sigs.k8s.io/yaml"
 )
@@ -272,6 +273,16 @@ func TestObservabilityMetricsFollowTheCluster(t *testing.T) {
 		if k := after["etcd_debugging_mvcc_keys_total"]; k != puts+2 {
 			t.Errorf("etcd_debugging_mvcc_keys_total = %v after the compaction, want %v", k, puts+2)
 		}
+		// Hash and HashKV are timed.
+		if _, err := cli.HashKV(ctxT(t), c.members[0].clientURL, 0); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := pb.NewMaintenanceClient(cli.ActiveConnection()).Hash(ctxT(t), &pb.HashRequest{}); err != nil {
+			t.Fatal(err)
+		}
+		after = obsScrape(t, url(0))
+		rise("etcd_mvcc_hash_duration_seconds_count", 1)
+		rise("etcd_mvcc_hash_rev_duration_seconds_count", 1)
 		// A restarted member reads its key count back.
 		c.stop(2)
 		c.restart(2)
