@@ -59,6 +59,8 @@ type Etcd struct {
 	promoteFailed   *prometheus.CounterVec
 	applySec        *prometheus.HistogramVec
 	applySeries     sync.Map // applyKey → prometheus.Observer
+	requestSec      *prometheus.HistogramVec
+	requestSeries   sync.Map // applyKey → prometheus.Observer
 
 	leaseGranted, leaseRevoked, leaseRenewed prometheus.Counter
 	leaseTTL                                 prometheus.Histogram
@@ -132,6 +134,9 @@ func New(reg prometheus.Registerer, src Sources) *Etcd {
 		applySec: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "etcd", Subsystem: "server", Name: "apply_duration_seconds",
 			Help: "The latency distributions of v2 apply called by backend.", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 20)},
 			[]string{"version", "op", "success"}),
+		requestSec: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "etcd", Subsystem: "server", Name: "request_duration_seconds",
+			Help: "Response latency distribution in seconds for each type.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)},
+			[]string{"type", "success"}),
 		leaseGranted: counter("etcd_debugging", "lease", "granted_total", "The total number of granted leases."),
 		leaseRevoked: counter("etcd_debugging", "lease", "revoked_total", "The total number of revoked leases."),
 		leaseRenewed: counter("etcd_debugging", "lease", "renewed_total", "The number of renewed leases seen by the leader."),
@@ -164,7 +169,7 @@ func New(reg prometheus.Registerer, src Sources) *Etcd {
 			Help: "Total latency distributions of v3 snapshot sends", Buckets: prometheus.ExponentialBuckets(0.1, 2, 10)}, []string{"To"}),
 	}
 	cs := []prometheus.Collector{e.walFsync, e.walBytes, e.backendCommit, e.backendSnap, e.proposalsFailed, e.slowApply,
-		e.slowReadIndex, e.readIndexFailed, e.heartbeatFailed, e.promoted, e.promoteFailed, e.applySec, e.leaseGranted, e.leaseRevoked, e.leaseRenewed, e.leaseTTL, e.peerSent, e.peerFailed, e.peerReceived, e.peerRTT,
+		e.slowReadIndex, e.readIndexFailed, e.heartbeatFailed, e.promoted, e.promoteFailed, e.applySec, e.requestSec, e.leaseGranted, e.leaseRevoked, e.leaseRenewed, e.leaseTTL, e.peerSent, e.peerFailed, e.peerReceived, e.peerRTT,
 		e.snapSuccess, e.snapFailure, e.snapDuration, e.compactPause, e.compactTotal, e.compactKeys, e.compactLast, e.hashSec, e.hashRevSec}
 	cs = append(cs, scrapeTime(src)...)
 	for _, c := range cs {
@@ -313,6 +318,17 @@ func (e *Etcd) Applied(op string, success bool, took time.Duration) {
 		o, _ = e.applySeries.LoadOrStore(k, e.applySec.WithLabelValues("v3", op, strconv.FormatBool(success)))
 	}
 	o.(prometheus.Observer).Observe(float64(took.Microseconds()) / 1e6)
+}
+
+// Requested implements server.RequestObserver (etcd_server_request_duration_seconds),
+// its series cached as Applied's.
+func (e *Etcd) Requested(typ string, success bool, took time.Duration) {
+	k := applyKey{typ, success}
+	o, ok := e.requestSeries.Load(k)
+	if !ok {
+		o, _ = e.requestSeries.LoadOrStore(k, e.requestSec.WithLabelValues(typ, strconv.FormatBool(success)))
+	}
+	o.(prometheus.Observer).Observe(took.Seconds())
 }
 
 func (e *Etcd) peer(id uint64) *peerSeries {

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"google.golang.org/protobuf/proto"
@@ -13,6 +14,7 @@ import (
 // Range serves a read: after a ReadIndex round unless it is serializable, then locally.
 func (s *Server) Range(ctx context.Context, r *pb.RangeRequest) (_ *pb.RangeResponse, err error) {
 	defer translate(&err)
+	defer func(start time.Time) { s.requestObserver().Requested("Range", err == nil, time.Since(start)) }(time.Now())
 	if !r.GetSerializable() {
 		_, span := s.startSpan(ctx, "linearizable_read") // trace.go
 		err := s.linearizableReadNotify(ctx)
@@ -56,6 +58,7 @@ func (s *Server) DeleteRange(ctx context.Context, r *pb.DeleteRangeRequest) (_ *
 func (s *Server) Txn(ctx context.Context, r *pb.TxnRequest) (_ *pb.TxnResponse, err error) {
 	defer translate(&err)
 	if apply.IsTxnReadOnly(r) {
+		defer func(start time.Time) { s.requestObserver().Requested("ReadonlyTxn", err == nil, time.Since(start)) }(time.Now())
 		if !isTxnSerializable(r) {
 			if err := s.linearizableReadNotify(ctx); err != nil {
 				return nil, err

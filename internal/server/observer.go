@@ -102,8 +102,18 @@ func (s *Server) installApplyTiming() {
 	})
 }
 
-// applyOp is etcd's op label of apply_duration_seconds for r.
+// applyOp is etcd's op label of apply_duration_seconds for r (its uberApplier's
+// names): requestType's, but for AuthStatus and the unknown, which it leaves "unknown".
 func applyOp(r *pb.InternalRaftRequest) string {
+	if t := requestType(r); t != "AuthStatus" && t != "Unknown" {
+		return t
+	}
+	return "unknown"
+}
+
+// requestType is etcd's type label of request_duration_seconds for a proposal of r
+// (its getRequestType).
+func requestType(r *pb.InternalRaftRequest) string {
 	switch {
 	case r.Range != nil:
 		return "Range"
@@ -132,31 +142,31 @@ func applyOp(r *pb.InternalRaftRequest) string {
 	case r.AuthStatus != nil:
 		return "AuthStatus"
 	case r.AuthUserAdd != nil:
-		return "UserAdd"
+		return "AuthUserAdd"
 	case r.AuthUserDelete != nil:
-		return "UserDelete"
+		return "AuthUserDelete"
 	case r.AuthUserChangePassword != nil:
-		return "UserChangePassword"
+		return "AuthUserChangePassword"
 	case r.AuthUserGrantRole != nil:
-		return "UserGrantRole"
+		return "AuthUserGrantRole"
 	case r.AuthUserGet != nil:
-		return "UserGet"
+		return "AuthUserGet"
 	case r.AuthUserRevokeRole != nil:
-		return "UserRevokeRole"
+		return "AuthUserRevokeRole"
 	case r.AuthUserList != nil:
-		return "UserList"
+		return "AuthUserList"
 	case r.AuthRoleAdd != nil:
-		return "RoleAdd"
+		return "AuthRoleAdd"
 	case r.AuthRoleGrantPermission != nil:
-		return "RoleGrantPermission"
+		return "AuthRoleGrantPermission"
 	case r.AuthRoleGet != nil:
-		return "RoleGet"
+		return "AuthRoleGet"
 	case r.AuthRoleRevokePermission != nil:
-		return "RoleRevokePermission"
+		return "AuthRoleRevokePermission"
 	case r.AuthRoleDelete != nil:
-		return "RoleDelete"
+		return "AuthRoleDelete"
 	case r.AuthRoleList != nil:
-		return "RoleList"
+		return "AuthRoleList"
 	case r.ClusterVersionSet != nil:
 		return "ClusterVersionSet"
 	case r.ClusterMemberAttrSet != nil:
@@ -166,7 +176,7 @@ func applyOp(r *pb.InternalRaftRequest) string {
 	case r.DowngradeVersionTest != nil:
 		return "DowngradeVersionTest"
 	}
-	return "unknown"
+	return "Unknown"
 }
 
 type nopMemberObserver struct{}
@@ -199,4 +209,25 @@ func (s *Server) hashObserver() HashObserver {
 		return ho
 	}
 	return nopHashObserver{}
+}
+
+// RequestObserver, when the Observer implements it too, is told how long each request
+// took this member, from its arrival to its answer (etcd's
+// etcd_server_request_duration_seconds{type,success}): proposals by requestType,
+// served reads as "Range" and "ReadonlyTxn". success is false for a request that
+// failed before its answer was computed (no leader, timeout, a failed ReadIndex); an
+// answer that is an error of the request (a compacted revision) is a success, as etcd.
+type RequestObserver interface {
+	Requested(typ string, success bool, took time.Duration)
+}
+
+type nopRequestObserver struct{}
+
+func (nopRequestObserver) Requested(string, bool, time.Duration) {}
+
+func (s *Server) requestObserver() RequestObserver {
+	if ro, ok := s.cfg.Observer.(RequestObserver); ok {
+		return ro
+	}
+	return nopRequestObserver{}
 }

@@ -310,10 +310,12 @@ func (s *Server) applyNormal(ents []*raftpb.Entry) error {
 
 // propose sends r through raft and waits until it is applied on this member.
 func (s *Server) propose(ctx context.Context, r *pb.InternalRaftRequest) (res *apply.Result, err error) {
+	began := time.Now()
 	defer func() {
 		if err != nil {
 			s.observer().ProposalFailed()
 		}
+		s.requestObserver().Requested(requestType(r), err == nil, time.Since(began))
 	}()
 	if ci, ai := s.node.CommittedIndex(), s.applied.appliedIndex(); ci > ai+maxGapBetweenApplyAndCommit {
 		return nil, ErrTooManyRequests

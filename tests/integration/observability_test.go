@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"regexp"
@@ -27,6 +28,21 @@ var obsNotYetServed = map[string]bool{}
 
 // obsScrape fetches url (a /metrics endpoint) and sums every sample by its exposed
 // name (histograms appear as name_bucket, name_sum and name_count).
+// obsRaw is the text of one scrape of url.
+func obsRaw(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("scrape %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("scrape %s: %s, %v", url, resp.Status, err)
+	}
+	return string(b)
+}
+
 func obsScrape(t *testing.T, url string) map[string]float64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -236,6 +252,18 @@ func TestObservabilityMetricsFollowTheCluster(t *testing.T) {
 		rise("etcd_server_proposals_applied_total", puts+2)
 		rise("etcd_disk_wal_fsync_duration_seconds_count", 1)
 		rise("etcd_server_apply_duration_seconds_count", puts+2)
+		rise("etcd_server_request_duration_seconds_count", puts+3) // the proposals and the range
+		raw := obsRaw(t, url(0))
+		for _, series := range []string{
+			`etcd_server_apply_duration_seconds_count{op="Put",success="true",version="v3"}`,
+			`etcd_server_apply_duration_seconds_count{op="Txn",success="true",version="v3"}`,
+			`etcd_server_request_duration_seconds_count{success="true",type="Put"}`,
+			`etcd_server_request_duration_seconds_count{success="true",type="Range"}`,
+		} {
+			if !strings.Contains(raw, series+" ") {
+				t.Errorf("no series %s", series)
+			}
+		}
 		// etcd commits its backend on a timer (100ms batches), not per put: wait for it.
 		obsWaitFor(t, url(0), "a backend commit after the puts", 10*time.Second, func(s map[string]float64) bool {
 			return s["etcd_disk_backend_commit_duration_seconds_count"] > before["etcd_disk_backend_commit_duration_seconds_count"]
