@@ -67,6 +67,13 @@ type Batch interface {
 	Close() error
 }
 
+// SizedDeleter is implemented by batches that can record, with a point deletion, the
+// size of the value it deletes (Pebble's DeleteSized), so that the engine's own
+// compactions know how much space the tombstone frees and reclaim it sooner.
+type SizedDeleter interface {
+	DeleteSized(key []byte, valueSize uint32) error
+}
+
 // Snapshot is a point-in-time read-only view. It must be closed.
 type Snapshot interface {
 	Reader

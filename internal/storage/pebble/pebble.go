@@ -316,8 +316,14 @@ func (b *batch) NewIter(o storage.IterOptions) (storage.Iterator, error) {
 func (b *batch) Set(key, value []byte) error         { return b.b.Set(key, value, nil) }
 func (b *batch) Delete(key []byte) error             { return b.b.Delete(key, nil) }
 func (b *batch) DeleteRange(start, end []byte) error { return b.b.DeleteRange(start, end, nil) }
-func (b *batch) Count() uint32                       { return b.b.Count() }
-func (b *batch) Close() error                        { return b.b.Close() }
+
+// DeleteSized implements storage.SizedDeleter with Pebble's DeleteSized: the size lets
+// Pebble's compaction picker count the space the tombstone frees.
+func (b *batch) DeleteSized(key []byte, valueSize uint32) error {
+	return b.b.DeleteSized(key, valueSize, nil)
+}
+func (b *batch) Count() uint32 { return b.b.Count() }
+func (b *batch) Close() error  { return b.b.Close() }
 
 // Commit applies the batch; sync=true waits for the WAL fsync (pebble.Sync).
 func (b *batch) Commit(sync bool) error {
