@@ -155,8 +155,8 @@ func open(dir string, opts Options, tune func(*pebble.Options)) (*Engine, error)
 	return &Engine{db: db, onCommit: opts.OnCommit, stalls: st}, nil
 }
 
-// Metrics returns Pebble's own figures (compactions, levels, caches, memtables, WAL,
-// write stalls), read when asked: the metrics collector calls it at scrape time.
+// Metrics returns Pebble's own figures (compactions, levels, caches, memtables, WAL),
+// read when asked: the metrics collector calls it at scrape time (write stalls: WriteStalls).
 func (e *Engine) Metrics() *pebble.Metrics { return e.db.Metrics() }
 
 // Name implements storage.Engine.
