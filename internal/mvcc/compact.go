@@ -18,11 +18,16 @@ const compactBatchSize = 1000
 const compactBatchPause = 10 * time.Millisecond
 
 // compactBatchBudget bounds the time one compaction batch spends reading and deleting:
-// a batch ends at compactBatchSize entries or after this long, whichever comes first,
-// so that large values (8 KiB: 1000 entries took ~45 ms) do not hold the engine and a
-// processor long enough to show in the writers' tail latency (put p99 during a
-// compaction of 500 MB went from 2.4-2.9x to 1.2-1.7x its idle p99; BENCHMARKS).
-const compactBatchBudget = 2 * time.Millisecond
+// a batch ends at compactBatchSize entries, or once it has handled compactBatchMin
+// entries and worked this long, so that large values (8 KiB: 1000 entries took ~45 ms)
+// do not hold the engine and a processor long enough to show in the writers' tail
+// latency (put p99 during a compaction of 500 MB went from 1.9-3.1x to 1.2-1.7x its
+// idle p99; BENCHMARKS). The minimum keeps a slow machine (or -race) from crawling
+// through a compaction a few entries per pause.
+const (
+	compactBatchBudget = 2 * time.Millisecond
+	compactBatchMin    = 100
+)
 
 // ErrClosed is returned by WaitCompacted once the store is closed.
 var ErrClosed = errors.New("mvcc: store closed")
@@ -226,7 +231,7 @@ func (s *Store) compactBatch(start, end []byte, target int64, span *keySpan) (ne
 	done := make(map[string]bool) // keys handled in this batch
 	n, versions := 0, 0
 	ok := logIt.First()
-	for ; ok && n < compactBatchSize && (n == 0 || time.Since(began) < compactBatchBudget); ok = logIt.Next() {
+	for ; ok && n < compactBatchSize && (n < compactBatchMin || time.Since(began) < compactBatchBudget); ok = logIt.Next() {
 		n++
 		main, _, err := storage.ParseRevisionKey(logIt.Key())
 		if err != nil {
