@@ -44,8 +44,8 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		if ok {
 			return &limitConn{Conn: c, l: l}, nil
 		}
+		l.refused() // counted before the client can see the close
 		_ = c.Close()
-		l.refused()
 	}
 }
 
