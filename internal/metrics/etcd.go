@@ -312,23 +312,26 @@ type applyKey struct {
 // etcd's version label "v3"); series are cached by op, so the apply path formats no
 // label after the first of each.
 func (e *Etcd) Applied(op string, success bool, took time.Duration) {
-	k := applyKey{op, success}
-	o, ok := e.applySeries.Load(k)
+	cachedSeries(&e.applySeries, applyKey{op, success}, func() prometheus.Observer {
+		return e.applySec.WithLabelValues("v3", op, strconv.FormatBool(success))
+	}).Observe(float64(took.Microseconds()) / 1e6)
+}
+
+// cachedSeries is the series of k in cache, made by mk the first time.
+func cachedSeries(cache *sync.Map, k applyKey, mk func() prometheus.Observer) prometheus.Observer {
+	o, ok := cache.Load(k)
 	if !ok {
-		o, _ = e.applySeries.LoadOrStore(k, e.applySec.WithLabelValues("v3", op, strconv.FormatBool(success)))
+		o, _ = cache.LoadOrStore(k, mk())
 	}
-	o.(prometheus.Observer).Observe(float64(took.Microseconds()) / 1e6)
+	return o.(prometheus.Observer)
 }
 
 // Requested implements server.RequestObserver (etcd_server_request_duration_seconds),
 // its series cached as Applied's.
 func (e *Etcd) Requested(typ string, success bool, took time.Duration) {
-	k := applyKey{typ, success}
-	o, ok := e.requestSeries.Load(k)
-	if !ok {
-		o, _ = e.requestSeries.LoadOrStore(k, e.requestSec.WithLabelValues(typ, strconv.FormatBool(success)))
-	}
-	o.(prometheus.Observer).Observe(took.Seconds())
+	cachedSeries(&e.requestSeries, applyKey{typ, success}, func() prometheus.Observer {
+		return e.requestSec.WithLabelValues(typ, strconv.FormatBool(success))
+	}).Observe(took.Seconds())
 }
 
 func (e *Etcd) peer(id uint64) *peerSeries {
